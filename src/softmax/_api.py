@@ -26,8 +26,24 @@ __all__ = ["log_softmax", "logsumexp", "softmax"]
 
 
 def _foreign(x) -> bool:
-    """True for arrays of other libraries that bring their own namespace."""
-    return not isinstance(x, np.ndarray) and hasattr(x, "__array_namespace__")
+    """True for arrays of other libraries: they take the array-API path.
+
+    NumPy arrays and scalars (which also have ``__array_namespace__``) stay
+    on the C path. Dask arrays and PyTorch tensors have no
+    ``__array_namespace__``; they are recognized by type, looked up in
+    ``sys.modules`` so that nothing is imported here.
+    """
+    if isinstance(x, (np.ndarray, np.generic)):
+        return False
+    if hasattr(x, "__array_namespace__"):
+        return True
+    import sys
+
+    for module, name in (("dask.array", "Array"), ("torch", "Tensor"), ("cupy", "ndarray")):
+        lib = sys.modules.get(module)
+        if lib is not None and isinstance(x, getattr(lib, name, ())):
+            return True
+    return False
 
 
 def _axes_last(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
@@ -45,6 +61,18 @@ def _axes_back(a_last: np.ndarray, like_shape, axes: tuple[int, ...]) -> np.ndar
         like_shape[i] for i in axes
     )
     return np.moveaxis(a_last.reshape(moved_shape), range(ndim - len(axes), ndim), axes)
+
+
+def _reduction_axes(axis, arr: np.ndarray) -> tuple[int, ...]:
+    """normalize_axis, except that a 0-d array is one slice of one element.
+
+    As in SciPy and PyTorch, ``axis`` 0 or -1 (the default of softmax) is
+    accepted for a scalar; an axis that no 1-d array has is still an error.
+    """
+    if arr.ndim == 0:
+        normalize_axis(axis, 1)
+        return ()
+    return normalize_axis(axis, arr.ndim)
 
 
 def _writes_in_place(out_last: np.ndarray, x_last: np.ndarray, mask_last) -> bool:
@@ -68,7 +96,7 @@ def _softmax_family(x, axis, temperature, base, where, out, *, log: bool):
     arr = as_float_array(x)
     result_dtype = arr.dtype
     work_dtype = compute_dtype(result_dtype)
-    axes = normalize_axis(axis, arr.ndim)
+    axes = _reduction_axes(axis, arr)
     scale = parse_scale(temperature, base)
     mask = where_mask(where, arr.shape)
     out = check_out(out, arr.shape, result_dtype)
@@ -276,7 +304,7 @@ def logsumexp(x, axis=None, *, b=None, keepdims=False, return_sign=False, where=
     arr = as_float_array(x)
     result_dtype = arr.dtype
     work_dtype = compute_dtype(result_dtype)
-    axes = normalize_axis(axis, arr.ndim)
+    axes = _reduction_axes(axis, arr)
     mask = where_mask(where, arr.shape)
     if b is not None:
         b_arr = as_float_array(b, "b")
@@ -289,7 +317,7 @@ def logsumexp(x, axis=None, *, b=None, keepdims=False, return_sign=False, where=
         if shape != arr.shape:
             arr = np.broadcast_to(arr, shape)
             mask = where_mask(where, shape)
-            axes = normalize_axis(axis, arr.ndim)
+            axes = _reduction_axes(axis, arr)
             result_dtype = np.result_type(result_dtype, b_arr.dtype)
             work_dtype = compute_dtype(result_dtype)
         b_arr = np.broadcast_to(b_arr, shape)

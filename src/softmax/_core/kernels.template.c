@@ -111,12 +111,31 @@ SM_FN(scan)(const sm_row *row, double sign, double *m_out, npy_intp *arg, npy_in
     return SM_ROW_FINITE;
 }
 
+#if EXACT_DD && !defined(SM_TINY_DEFINED)
+#define SM_TINY_DEFINED
+/*
+ * Below y = ln(2^-1022) exp(y) is subnormal: each such term would be rounded
+ * to the fixed quantum 2^-1074, and those absolute errors add up. They decide
+ * the result when the rest sum is itself tiny (log_softmax of a dominant
+ * entry, logsumexp near 0: both are -+log1p(rest) ~ -+rest). Such terms are
+ * summed scaled by 2^SM_TINY_SHIFT, as exp(y + SM_TINY_SHIFT ln 2), and
+ * scaled back once at the end.
+ */
+#define SM_TINY_Y (-708.0)
+#define SM_TINY_SHIFT 128
+static const double sm_tiny_ln2_hi = 0x1.62e42fefa39efp+6;   /* 128 ln 2, hi */
+static const double sm_tiny_ln2_lo = 0x1.abc9e3b39803fp-49;  /* 128 ln 2, lo */
+#endif
+
 /* Pass 2: s_rest as an unevaluated sum hi + lo. */
 static void
 SM_FN(sum_rest)(const sm_row *row, double sign, double m, npy_intp arg,
                 const sm_scale *sc, double *s_hi, double *s_lo)
 {
     double s = 0.0, comp = 0.0;
+#if EXACT_DD
+    double s_tiny = 0.0, comp_tiny = 0.0;  /* terms scaled by 2^SM_TINY_SHIFT */
+#endif
     for (npy_intp j = 0; j < row->n; j++) {
         double y_hi, y_lo;
         if (j == arg || !KEEP(j)) {
@@ -125,9 +144,24 @@ SM_FN(sum_rest)(const sm_row *row, double sign, double m, npy_intp arg,
         if (!SM_FN(shifted)(sign * X_AT(j), m, sc, &y_hi, &y_lo)) {
             continue;
         }
-        double e = exp(y_hi);
 #if EXACT_DD
+        if (y_hi < SM_TINY_Y) {
+            /* a = y + 128 ln 2 as hi + lo (TwoSum), then exp(a) (1 + a_lo) */
+            double a = y_hi + sm_tiny_ln2_hi;
+            double bb = a - y_hi;
+            double a_lo = ((y_hi - (a - bb)) + (sm_tiny_ln2_hi - bb)) + (y_lo + sm_tiny_ln2_lo);
+            double et = exp(a);
+            et = fma(et, a_lo, et);
+            double t = s_tiny + et;
+            double z = t - s_tiny;
+            comp_tiny += (s_tiny - (t - z)) + (et - z);
+            s_tiny = t;
+            continue;
+        }
+        double e = exp(y_hi);
         e = fma(e, y_lo, e);  /* exp(hi + lo) = exp(hi) (1 + lo), |lo| < ulp(hi) */
+#else
+        double e = exp(y_hi);
 #endif
         /* TwoSum accumulation: comp collects every rounding error of s */
         double t = s + e;
@@ -135,6 +169,12 @@ SM_FN(sum_rest)(const sm_row *row, double sign, double m, npy_intp arg,
         comp += (s - (t - z)) + (e - z);
         s = t;
     }
+#if EXACT_DD
+    if (s_tiny != 0.0) {
+        /* one rounding, at the real quantum, for all the subnormal terms */
+        comp += ldexp(s_tiny + comp_tiny, -SM_TINY_SHIFT);
+    }
+#endif
     *s_hi = s + comp;
     *s_lo = comp - (*s_hi - s);
 }
@@ -144,7 +184,8 @@ static void
 SM_FN(write_special)(const sm_row *row, double sign, int kind, npy_intp n_posinf, int log_mode)
 {
     const double zero = log_mode ? -HUGE_VAL : 0.0;
-    const double share = log_mode ? -log((double)n_posinf) : 1.0 / (double)n_posinf;
+    /* 0.0 - log(k), not -log(k): a lone +inf has log-share +0, not -0 */
+    const double share = log_mode ? 0.0 - log((double)n_posinf) : 1.0 / (double)n_posinf;
     for (npy_intp j = 0; j < row->n; j++) {
         double r;
         if (!KEEP(j)) {

@@ -1,0 +1,380 @@
+"""The (max, sum) state of softmax and its merge rule: one algorithm, three scales.
+
+Softmax of a slice needs two global numbers: the maximum ``m`` of the
+(oriented) scores and ``s = sum_j exp(c (v_j - m))``. Two partial states
+merge exactly (Milakov & Gimelshein 2018)::
+
+    (m, s) + (m', s') = (M, s exp(c (m - M)) + s' exp(c (m' - M))),  M = max(m, m')
+
+The streaming accumulator (``stream``), the Dask reduction (``_dask``) and the
+array-API path (``_generic``) all use the functions below. They are written
+against the array API standard with an explicit namespace ``xp``; NumPy 2's
+own namespace is one such ``xp`` (that is the "NumPy form").
+
+How the state is kept, and why
+------------------------------
+A state is ``(m, r_hi, r_lo)`` with ``r = s - 1`` as an unevaluated sum
+``r_hi + r_lo`` (double-double). The entries equal to the maximum contribute
+exactly 1 each, so they are counted, not exponentiated, and the "1" of the
+first one is left out: ``log_softmax`` of a dominant entry is
+``-log1p(r)``, which keeps its tiny value when ``r`` is 1e-40 (a plain ``s``
+would round it to 1 and the answer to 0). The same bookkeeping gives the
+package's edge semantics without special cases:
+
+* ``m = +inf``: the "ties" are the +inf entries, ``s`` counts them, so they
+  share the mass equally and every finite entry gets 0;
+* ``m = -inf`` (all -inf, or fully masked): ``s = 0``, ``r = -1``: softmax
+  0, log_softmax and logsumexp ``-inf``;
+* ``m = NaN``: the slice is NaN; ``max`` propagates it through merges;
+* temperature 0 (``kind == "hard"``): only ties count, ``s`` is their number.
+
+Sums of exponentials are exact before the final rounding (Rump-Ogita-Oishi
+extraction, two levels), so a state does not depend on how the terms were
+grouped except through the rounding of each ``exp``; a merge multiplies by
+one more rounded ``exp`` and adds in double-double.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ._validation import Scale
+
+__all__ = [
+    "State",
+    "chunk_state",
+    "finish",
+    "identity",
+    "log_total",
+    "merge",
+    "merge_along",
+    "orient",
+    "positive_scale",
+]
+
+
+class State(NamedTuple):
+    """Partial (max, sum) of some slices; arrays broadcastable to each other.
+
+    ``m`` is the maximum of the oriented scores, ``r_hi + r_lo`` is
+    ``s - 1`` with ``s = sum exp(c (v - m))``.
+    """
+
+    m: Any
+    r_hi: Any
+    r_lo: Any
+
+
+class PositiveScale(NamedTuple):
+    """|c| as hi + lo, and whether only the ties count (temperature 0)."""
+
+    c_hi: float = 1.0
+    c_lo: float = 0.0
+    hard: bool = False
+
+    @property
+    def unit(self) -> bool:
+        return self.c_hi == 1.0 and self.c_lo == 0.0 and not self.hard
+
+
+def positive_scale(scale: Scale) -> PositiveScale:
+    """The multiplier of ``v - m`` once the sign of c is folded into v."""
+    if scale.kind == "hard":
+        return PositiveScale(hard=True)
+    if scale.kind == "uniform" or (scale.c_hi == 1.0 and scale.c_lo == 0.0):
+        return PositiveScale()
+    if scale.c_hi < 0:
+        return PositiveScale(-scale.c_hi, -scale.c_lo)
+    return PositiveScale(scale.c_hi, scale.c_lo)
+
+
+@contextlib.contextmanager
+def quiet():
+    """NumPy warns about inf - inf and exp overflow that the code masks out."""
+    with np.errstate(all="ignore"):
+        yield
+
+
+def _astype(xp, x, dtype):
+    astype = getattr(xp, "astype", None)
+    return astype(x, dtype) if astype is not None else x.astype(dtype)
+
+
+def _split_constants(eps: float) -> tuple[float, float]:
+    """Veltkamp's splitter 2^ceil(p/2) + 1 and the largest input it can split.
+
+    p is the precision of the working dtype (53 or 24 bits); above the
+    bound, multiplying by the splitter would overflow.
+    """
+    p = 1 - round(math.log2(eps))
+    half = (p + 1) // 2
+    max_exponent = 1023 if p > 24 else 127
+    return 2.0**half + 1.0, 2.0 ** (max_exponent - half - 1)
+
+
+def two_sum(a, b):
+    """a + b = s + e exactly (Knuth); commutative bit for bit."""
+    s = a + b
+    bb = s - a
+    e = (a - (s - bb)) + (b - bb)
+    return s, e
+
+
+def _two_prod_err(xp, a, b: float, eps: float):
+    """The rounding error of a * b (Dekker), for an array a and a float b.
+
+    Where |a| is so large that splitting would overflow the error is taken
+    as 0; those products are far outside the range where exp is not 0 or
+    inf anyway.
+    """
+    splitter, big = _split_constants(eps)
+    safe = xp.where(xp.abs(a) < big, a, 0.0)
+    t = safe * splitter
+    a_hi = t - (t - safe)
+    a_lo = safe - a_hi
+    bt = b * splitter
+    b_hi = bt - (bt - b)
+    b_lo = b - b_hi
+    p = safe * b
+    return ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
+
+
+def _shifted(xp, v, m, ps: PositiveScale, exact: bool, eps: float):
+    """y = |c| (v - m) as hi + lo, for finite v and m."""
+    d_hi = v - m
+    if exact:
+        bb = d_hi - v
+        d_lo = (v - (d_hi - bb)) + (-m - bb)
+    if ps.c_hi == 1.0 and ps.c_lo == 0.0:
+        return (d_hi, d_lo) if exact else (d_hi, None)
+    y_hi = d_hi * ps.c_hi
+    if not exact:
+        return y_hi, None
+    y_lo = _two_prod_err(xp, d_hi, ps.c_hi, eps) + (d_hi * ps.c_lo + d_lo * ps.c_hi)
+    return y_hi, y_lo
+
+
+def orient(xp, x, scale: Scale, keep=None):
+    """Scores as the state sees them: v = sign * x, masked entries -inf.
+
+    For temperature inf every finite score counts the same, so finite
+    entries become 0 (infinities and NaN keep their roles).
+    """
+    v = -x if scale.sign < 0 else x
+    if keep is not None:
+        v = xp.where(keep, v, -math.inf)
+    if scale.kind == "uniform":
+        v = xp.where(xp.isfinite(v), 0.0, v)
+    return v
+
+
+def _n_terms(shape, axes) -> int:
+    n = 1
+    for ax in axes:
+        n *= shape[ax]
+    return n
+
+
+def exact_sum(xp, e, axes: tuple[int, ...], eps: float):
+    """Sum of non-negative e over axes, as hi + lo, accurate to ~eps^2.
+
+    Two error-free extractions (Rump, Ogita, Oishi, "Accurate floating-point
+    summation", 2008): q = (sigma + e) - sigma splits each term into a part
+    on a grid fine enough for the sum of those parts to be exact in any
+    order, and a remainder. Only library sums are used, so the result does
+    not depend on the library's summation order.
+    """
+    n = _n_terms(e.shape, axes)
+    big_m = math.ceil(math.log2(n + 2)) + 1
+    p = -round(math.log2(eps)) + 1
+    emax = xp.max(e, axis=axes, keepdims=True)
+    positive = emax > 0
+    k = xp.ceil(xp.log2(xp.where(positive, emax, 1.0)))
+    sigma1 = xp.where(positive, 2.0 ** (k + big_m), 0.0)
+    q1 = (sigma1 + e) - sigma1
+    r1 = e - q1
+    sigma2 = sigma1 * 2.0 ** (big_m + 1 - p)
+    q2 = (sigma2 + r1) - sigma2
+    r2 = r1 - q2
+    t1 = xp.sum(q1, axis=axes, keepdims=True)
+    t2 = xp.sum(q2, axis=axes, keepdims=True)
+    t3 = xp.sum(r2, axis=axes, keepdims=True)
+    hi, lo = two_sum(t1, t2)
+    return _renormalize(hi, lo + t3)
+
+
+def _renormalize(hi, lo):
+    s = hi + lo
+    return s, lo - (s - hi)
+
+
+def dd_add(a_hi, a_lo, b_hi, b_lo):
+    """(a_hi + a_lo) + (b_hi + b_lo) in double-double; commutative bit for bit."""
+    s, e = two_sum(a_hi, b_hi)
+    return _renormalize(s, e + (a_lo + b_lo))
+
+
+def chunk_state(xp, v, axes: tuple[int, ...], ps: PositiveScale, *, exact: bool, eps: float) -> State:
+    """The state of each slice of v (reduced over `axes`, kept as length 1).
+
+    v holds oriented scores in the working dtype, masked entries already
+    -inf. `exact` carries v - m and the scaling in double-double (needed
+    when v's dtype is the output's dtype; not when it is wider).
+    """
+    nan = xp.isnan(v)
+    any_nan = xp.any(nan, axis=axes, keepdims=True)
+    vc = xp.where(nan, -math.inf, v)
+    m = xp.max(vc, axis=axes, keepdims=True)
+    tie = (vc == m) & (m > -math.inf)
+    k = xp.sum(_astype(xp, tie, v.dtype), axis=axes, keepdims=True)
+    if ps.hard:
+        s_hi, s_lo = xp.zeros_like(k), xp.zeros_like(k)
+    else:
+        live = ~tie & (vc > -math.inf) & (m < math.inf)
+        v_safe = xp.where(live, vc, 0.0)
+        m_safe = xp.where(xp.isfinite(m), m, 0.0)
+        y_hi, y_lo = _shifted(xp, v_safe, m_safe, ps, exact, eps)
+        e = xp.where(live, xp.exp(y_hi), 0.0)
+        if exact:
+            e = e + e * y_lo
+            s_hi, s_lo = exact_sum(xp, e, axes, eps)
+        else:
+            s_hi, s_lo = xp.sum(e, axis=axes, keepdims=True), xp.zeros_like(k)
+    # r = (number of ties - 1) + the other terms; -1 for an empty slice
+    r_hi, r_lo = dd_add(k - 1.0, xp.zeros_like(k), s_hi, s_lo)
+    m = xp.where(any_nan, math.nan, m)
+    return State(m, r_hi, r_lo)
+
+
+def identity(xp, shape=(), dtype=None, device=None) -> State:
+    """The state of an empty slice: merging with it changes nothing."""
+    kw = {} if device is None else {"device": device}
+    dtype = xp.float64 if dtype is None else dtype
+    return State(
+        xp.full(shape, -math.inf, dtype=dtype, **kw),
+        xp.full(shape, -1.0, dtype=dtype, **kw),
+        xp.zeros(shape, dtype=dtype, **kw),
+    )
+
+
+def _dd_mul(xp, a_hi, a_lo, b_hi, b_lo, eps):
+    """(a_hi + a_lo) * (b_hi + b_lo) for non-negative values below 2^500."""
+    splitter, _ = _split_constants(eps)
+    p = a_hi * b_hi
+    ta = a_hi * splitter
+    ah = ta - (ta - a_hi)
+    al = a_hi - ah
+    tb = b_hi * splitter
+    bh = tb - (tb - b_hi)
+    bl = b_hi - bh
+    err = ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    return _renormalize(p, err + (a_hi * b_lo + a_lo * b_hi))
+
+
+def merge(xp, a: State, b: State, ps: PositiveScale, eps: float) -> State:
+    """a + b by the (max, sum) rule, without NaN from -inf/-inf or inf/inf.
+
+    Commutative bit for bit: the state with the larger max is always the
+    reference, and equal maxima add symmetrically.
+    """
+    nan = xp.isnan(a.m) | xp.isnan(b.m)
+    a_top = a.m >= b.m
+    big = State(*(xp.where(a_top, x, y) for x, y in zip(a, b)))
+    small = State(*(xp.where(a_top, y, x) for x, y in zip(a, b)))
+    equal = a.m == b.m
+    # Equal maxima (finite, both +inf or both -inf): r = r_a + r_b + 1.
+    e_hi, e_lo = dd_add(a.r_hi, a.r_lo, b.r_hi, b.r_lo)
+    e_hi, e_lo = dd_add(e_hi, e_lo, xp.ones_like(e_hi), xp.zeros_like(e_lo))
+    # Otherwise r = r_big + s_small * exp(|c| (m_small - m_big)).
+    if ps.hard:
+        u_hi, u_lo = big.r_hi, big.r_lo
+    else:
+        finite = xp.isfinite(small.m) & xp.isfinite(big.m) & ~equal
+        ms = xp.where(finite, small.m, 0.0)
+        mb = xp.where(finite, big.m, 0.0)
+        d_hi, d_lo = _shifted(xp, ms, mb, ps, True, eps)
+        f_hi = xp.where(finite, xp.exp(d_hi), 0.0)
+        f_lo = f_hi * d_lo
+        s_hi, s_lo = dd_add(small.r_hi, small.r_lo, xp.ones_like(small.r_hi), xp.zeros_like(small.r_lo))
+        t_hi, t_lo = _dd_mul(xp, s_hi, s_lo, f_hi, f_lo, eps)
+        t_hi = xp.where(finite, t_hi, 0.0)
+        t_lo = xp.where(finite, t_lo, 0.0)
+        u_hi, u_lo = dd_add(big.r_hi, big.r_lo, t_hi, t_lo)
+    r_hi = xp.where(equal, e_hi, u_hi)
+    r_lo = xp.where(equal, e_lo, u_lo)
+    m = xp.where(nan, math.nan, big.m)
+    return State(m, r_hi, r_lo)
+
+
+def merge_along(xp, state: State, axis: int, ps: PositiveScale, eps: float) -> State:
+    """Merge the states laid side by side along `axis` (kept as length 1)."""
+    n = state.m.shape[axis]
+
+    def part(x, i):
+        index = [slice(None)] * x.ndim
+        index[axis] = slice(i, i + 1)
+        return x[tuple(index)]
+
+    acc = State(*(part(x, 0) for x in state))
+    for i in range(1, n):
+        acc = merge(xp, acc, State(*(part(x, i) for x in state)), ps, eps)
+    return acc
+
+
+def log_total(xp, state: State):
+    """logsumexp of the slices (unit scale) as hi + lo: m + log1p(r)."""
+    m, r_hi, r_lo = state
+    finite = xp.isfinite(m)
+    r_safe = xp.where(finite, r_hi, 0.0)
+    l_hi = xp.log1p(r_safe)
+    l_lo = xp.where(finite, r_lo, 0.0) / (1.0 + r_safe)
+    m_safe = xp.where(finite, m, 0.0)
+    t, err = two_sum(m_safe, l_hi)
+    overflow = xp.isinf(t)
+    hi = xp.where(finite, t, m)
+    lo = xp.where(finite & ~overflow, err + l_lo, 0.0)
+    return hi, lo
+
+
+def finish(xp, v, state: State, ps: PositiveScale, *, log: bool, exact: bool, eps: float):
+    """softmax (or log_softmax) of v given the state of its whole slice.
+
+    The same arithmetic as the C core's last pass: p = exp(y) / s with one
+    correction carrying the low parts of y and s; log p = y - log1p(r).
+    Masked entries are the caller's to overwrite.
+    """
+    m, r_hi, r_lo = state
+    nan_slice = xp.isnan(m)
+    empty = m == -math.inf
+    tie = (v == m) & ~empty
+    live = ~tie & (v > -math.inf) & xp.isfinite(m)
+    if ps.hard:
+        live = xp.zeros_like(live)
+    v_safe = xp.where(live, v, 0.0)
+    m_safe = xp.where(xp.isfinite(m), m, 0.0)
+    y_hi, y_lo = _shifted(xp, v_safe, m_safe, ps, exact, eps)
+    y_hi = xp.where(tie, 0.0, xp.where(live, y_hi, -math.inf))
+    if y_lo is not None:
+        y_lo = xp.where(live, y_lo, 0.0)
+    if log:
+        r_safe = xp.where(empty | nan_slice, 0.0, r_hi)
+        l_hi = xp.log1p(r_safe)
+        l_lo = xp.where(empty | nan_slice, 0.0, r_lo) / (1.0 + r_safe)
+        out = y_hi - l_hi
+        if exact:
+            out = out + (y_lo - l_lo)
+        out = xp.where(y_hi == -math.inf, -math.inf, out)
+        out = xp.where(empty, -math.inf, out)
+    else:
+        s_hi, s_lo = dd_add(r_hi, r_lo, xp.ones_like(r_hi), xp.zeros_like(r_lo))
+        s_safe = xp.where(empty | nan_slice, 1.0, s_hi)
+        q = xp.exp(y_hi) / s_safe
+        if exact:
+            rel = xp.where(empty | nan_slice, 0.0, s_lo) / s_safe
+            q = q + q * (y_lo - rel)
+        out = xp.where(empty, 0.0, q)
+    return xp.where(nan_slice, math.nan, out)

@@ -1,0 +1,162 @@
+r"""Draw classes from softmax distributions without normalizing them.
+
+The Gumbel-max trick: if ``G_i`` are independent standard Gumbel variables,
+
+.. math:: \arg\max_i \left(\frac{x_i}{T} + G_i\right) \sim \mathrm{softmax}(x / T),
+
+so a draw needs no exponential and no sum, only the logits. The logits are
+shifted by their maximum first (as the article recommends for softmax
+itself) so that ``x / T`` cannot overflow for a small temperature.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ._derivatives import _one_axis
+from ._validation import as_float_array, parse_scale, where_mask
+
+__all__ = ["sample"]
+
+
+def _size_tuple(size) -> tuple[int, ...]:
+    if size is None:
+        return ()
+    items = size if isinstance(size, (tuple, list)) else (size,)
+    for item in items:
+        if (
+            isinstance(item, (bool, np.bool_))
+            or not isinstance(item, numbers.Integral)
+            or item < 0
+        ):
+            raise ValueError(
+                f"size must be None, a non-negative int or a tuple of them, got {size!r}"
+            )
+    return tuple(int(item) for item in items)
+
+
+def _generator(rng) -> np.random.Generator:
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or (
+        isinstance(rng, numbers.Integral) and not isinstance(rng, (bool, np.bool_))
+    ) or isinstance(rng, (np.random.SeedSequence, np.random.BitGenerator)):
+        try:
+            return np.random.default_rng(rng)
+        except ValueError:
+            pass
+    raise TypeError(
+        f"rng must be None, a non-negative int seed or a numpy.random.Generator, got {rng!r}"
+    )
+
+
+def _first_bad_slice(bad: np.ndarray) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.argwhere(bad)[0])
+
+
+def sample(logits, *, temperature=1.0, axis=-1, size=None, rng=None, where=None):
+    r"""Draw class indices from ``softmax(logits / temperature)``.
+
+    Parameters
+    ----------
+    logits : array_like
+        Scores; each slice along `axis` is one categorical distribution.
+    temperature : float, optional
+        ``T >= 0``. ``T = 0`` draws the argmax (the first one if tied),
+        ``T = inf`` draws uniformly among the finite logits.
+    axis : int, optional
+        The axis of the classes. Default: the last axis.
+    size : int or tuple of ints, optional
+        Number of independent draws per distribution, as a shape. ``None``
+        (default): one draw. The sample shape is *prepended*, as in
+        ``torch.distributions.Categorical.sample``: the result has shape
+        ``size + batch`` where ``batch`` is ``logits.shape`` without `axis`.
+    rng : None, int or numpy.random.Generator, optional
+        The source of randomness: a seed for reproducible draws, a
+        Generator (its state advances), or None for fresh entropy.
+    where : array_like of bool, optional
+        Classes to include; excluded classes are never drawn.
+
+    Returns
+    -------
+    ndarray of intp, or an int scalar
+        Class indices along `axis`, shaped ``size + batch``.
+
+    Raises
+    ------
+    ValueError
+        If a slice contains NaN, or has nothing to draw (all ``-inf`` or
+        excluded); the message gives the slice's index in ``batch``.
+
+    Notes
+    -----
+    Classes with logit ``-inf`` have probability 0 and are never drawn. If
+    a slice has ``+inf`` logits, they share all the mass (the softmax rule)
+    and one of them is drawn uniformly.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import softmax as sm
+    >>> from softmax._sampling import sample
+    >>> logits = np.array([2.0, 1.0, 0.1])
+    >>> draws = sample(logits, size=200_000, rng=0)
+    >>> freq = np.bincount(draws, minlength=3) / draws.size
+    >>> bool(np.abs(freq - sm.softmax(logits)).max() < 0.01)
+    True
+    >>> int(sample(logits, temperature=0))  # the argmax
+    0
+    >>> sample(np.zeros((2, 3)), size=(4,), rng=1).shape  # size + batch
+    (4, 2)
+    >>> int(sample([0.0, -np.inf, 0.0], temperature=0, rng=0))
+    0
+    """
+    arr = as_float_array(logits, "logits")
+    if arr.ndim == 0:
+        raise ValueError("logits must have at least one axis (the classes), got a scalar")
+    ax = _one_axis(axis, arr.ndim)
+    scale = parse_scale(temperature, None)
+    shape = _size_tuple(size)
+    gen = _generator(rng)
+    mask = where_mask(where, arr.shape)
+
+    v = np.moveaxis(arr, ax, -1).astype(np.float64, copy=False)
+    if mask is not None:
+        v = np.where(np.moveaxis(mask, ax, -1), v, -np.inf)
+    nan_rows = np.any(np.isnan(v), axis=-1)
+    if np.any(nan_rows):
+        raise ValueError(
+            f"logits must not contain NaN, got NaN in the slice at index "
+            f"{_first_bad_slice(nan_rows)} (logits.shape {arr.shape} without axis {ax})"
+        )
+    m = np.max(v, axis=-1, keepdims=True, initial=-np.inf)
+    empty = m[..., 0] == -np.inf
+    if np.any(empty):
+        raise ValueError(
+            f"logits must give every slice a class to draw, got a slice that is all "
+            f"-inf or excluded at index {_first_bad_slice(empty)} "
+            f"(logits.shape {arr.shape} without axis {ax})"
+        )
+    batch = v.shape[:-1]
+
+    if scale.kind == "hard":
+        winner = np.argmax(v, axis=-1)
+        result = np.broadcast_to(winner, shape + batch).astype(np.intp)
+        return result[()] if result.ndim == 0 else result
+
+    posinf_rows = m == np.inf
+    with np.errstate(over="ignore", invalid="ignore"):
+        if scale.kind == "uniform":
+            y = np.where(np.isfinite(v), 0.0, v)
+        else:
+            # Shift by the max: (v - m) / T <= 0 never overflows.
+            y = (v - np.where(posinf_rows, 0.0, m)) * scale.c_hi
+        # +inf entries share the mass: draw uniformly among them.
+        y = np.where(posinf_rows, np.where(v == np.inf, 0.0, -np.inf), y)
+        noise = gen.gumbel(size=shape + v.shape)
+        # y = -inf must stay out even if the noise is +inf (probability 2**-53).
+        scores = np.where(y > -np.inf, y + noise, -np.inf)
+    result = np.argmax(scores, axis=-1).astype(np.intp, copy=False)
+    return result[()] if result.ndim == 0 else result

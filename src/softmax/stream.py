@@ -1,0 +1,483 @@
+"""Softmax over data that arrives in pieces or does not fit in memory.
+
+Two passes are enough for any softmax: the first collects, per slice, the
+maximum ``m`` and ``s = sum exp(x - m)``; the second writes
+``exp(x - m) / s``. The pair ``(m, s)`` of two pieces merges exactly
+(``softmax._merge``), so the first pass can run chunk by chunk, in any order,
+on any number of machines.
+
+* `OnlineLogSumExp`: the state, fed with `update` and combined with `merge`.
+* `softmax_file`: softmax of a ``.npy`` file into another, in bounded memory.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import _merge
+from ._api import log_softmax as _log_softmax
+from ._api import softmax as _softmax
+from ._validation import UNIT_SCALE, as_float_array, normalize_axis, parse_scale, where_mask
+
+__all__ = ["OnlineLogSumExp", "softmax_file"]
+
+_EPS64 = float(np.finfo(np.float64).eps)
+_UNIT = _merge.PositiveScale()
+
+
+class OnlineLogSumExp:
+    """Running log-sum-exp of a stream of chunks: the state ``(max, sum)``.
+
+    Chunks are pieces of one big array cut along the reduced axes; the
+    other axes form a batch of slices whose shape is fixed by the first
+    chunk. After any sequence of `update` and `merge` calls, `logsumexp`
+    equals ``softmax.logsumexp`` of the concatenated chunks (float64: to the
+    last ulp in nearly every case, 1 ulp at most in our tests).
+
+    Parameters
+    ----------
+    axis : int, tuple of ints or None, optional
+        Axes of each chunk that are reduced (the stream runs along them).
+        ``None`` (default, as in `softmax.logsumexp`) reduces everything: the
+        state is one number.
+
+    Notes
+    -----
+    The state keeps, per slice, ``m = max x`` and ``s - 1`` in double-double
+    precision (``s = sum exp(x - m)``); two states merge by
+    ``(m, s) + (m', s') = (M, s e^{m-M} + s' e^{m'-M})`` with
+    ``M = max(m, m')`` (Milakov & Gimelshein, "Online normalizer calculation
+    for softmax", 2018). `merge` is commutative bit for bit and associative
+    up to the rounding of one ``exp`` per merge. NaN makes a slice NaN,
+    ``+inf`` wins, an empty or all ``-inf`` slice has log-sum-exp ``-inf``.
+    Objects pickle, so states can be computed in other processes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmax.stream import OnlineLogSumExp
+    >>> acc = OnlineLogSumExp()
+    >>> for chunk in ([1000.0, 1000.0], [1000.0, 1000.0]):
+    ...     _ = acc.update(chunk)
+    >>> float(acc.logsumexp)  # 1000 + ln 4
+    1001.3862943611199
+
+    One state per row, chunks of columns; then the second pass:
+
+    >>> x = np.array([[2.0, 1.0, 0.1, 3.0], [0.0, 0.0, 0.0, 0.0]])
+    >>> acc = OnlineLogSumExp(axis=1)
+    >>> _ = acc.update(x[:, :2]).update(x[:, 2:])
+    >>> acc.softmax(x[:, :2]).round(4)
+    array([[0.2361, 0.0869],
+           [0.25  , 0.25  ]])
+
+    States merge in any order:
+
+    >>> a, b = OnlineLogSumExp(), OnlineLogSumExp()
+    >>> _ = a.update([2.0, 1.0]); _ = b.update([0.1])
+    >>> float(a.merge(b).logsumexp), float(b.merge(a).logsumexp)
+    (2.4170300162778333, 2.4170300162778333)
+    """
+
+    def __init__(self, axis=None):
+        if axis is not None and not isinstance(axis, (tuple, list)):
+            normalize_axis(axis, 64)  # type check now; range check per chunk
+        self._axis = tuple(axis) if isinstance(axis, list) else axis
+        self._batch_shape = None
+        self._dtype = None
+        self._state = _merge.identity(np)
+
+    def __repr__(self) -> str:
+        shape = "?" if self._batch_shape is None else self._batch_shape
+        return f"OnlineLogSumExp(axis={self._axis!r}) with batch shape {shape}"
+
+    @property
+    def axis(self):
+        """The reduced axes, as given."""
+        return self._axis
+
+    def _layout(self, chunk, where, name: str):
+        arr = as_float_array(chunk, name)
+        axes = normalize_axis(self._axis, arr.ndim)
+        batch = tuple(n for i, n in enumerate(arr.shape) if i not in axes)
+        if self._batch_shape is not None and batch != self._batch_shape:
+            raise ValueError(
+                f"{name} must have the batch shape {self._batch_shape} outside "
+                f"axis {self._axis!r}, got shape {arr.shape}"
+            )
+        mask = where_mask(where, arr.shape)
+        return arr, axes, batch, mask
+
+    def update(self, chunk, *, where=None):
+        """Fold a chunk into the state; returns the accumulator itself.
+
+        Parameters
+        ----------
+        chunk : array_like
+            The next piece. Its shape outside the reduced axes must be the
+            same for every chunk.
+        where : array_like of bool, optional
+            Entries to include.
+
+        Returns
+        -------
+        OnlineLogSumExp
+            ``self``, for chaining.
+        """
+        arr, axes, batch, mask = self._layout(chunk, where, "chunk")
+        self._batch_shape = batch
+        self._dtype = arr.dtype if self._dtype is None else np.result_type(self._dtype, arr.dtype)
+        if _n_reduced(arr.shape, axes) == 0:
+            return self
+        with _merge.quiet():
+            v = _merge.orient(np, arr.astype(np.float64), UNIT_SCALE, mask)
+            state = _merge.chunk_state(np, v, axes, _UNIT, exact=_exact(arr.dtype), eps=_EPS64)
+            state = _merge.State(*(np.squeeze(s, axis=axes) for s in state))
+            self._state = _merge.merge(np, self._state, state, _UNIT, _EPS64)
+        return self
+
+    def merge(self, other: OnlineLogSumExp) -> OnlineLogSumExp:
+        """A new accumulator holding both states; neither operand changes.
+
+        Parameters
+        ----------
+        other : OnlineLogSumExp
+            A state over other chunks of the same stream (same `axis` and
+            batch shape).
+
+        Returns
+        -------
+        OnlineLogSumExp
+            The state of all chunks seen by either.
+        """
+        if not isinstance(other, OnlineLogSumExp):
+            raise TypeError(f"other must be an OnlineLogSumExp, got {type(other).__name__}")
+        if other._axis != self._axis:
+            raise ValueError(f"other must reduce axis {self._axis!r}, got axis {other._axis!r}")
+        shapes = {s for s in (self._batch_shape, other._batch_shape) if s is not None}
+        if len(shapes) > 1:
+            raise ValueError(
+                f"other must have batch shape {self._batch_shape}, got {other._batch_shape}"
+            )
+        result = OnlineLogSumExp(self._axis)
+        result._batch_shape = shapes.pop() if shapes else None
+        dtypes = [d for d in (self._dtype, other._dtype) if d is not None]
+        result._dtype = np.result_type(*dtypes) if dtypes else None
+        with _merge.quiet():
+            result._state = _merge.merge(np, self._state, other._state, _UNIT, _EPS64)
+        return result
+
+    def _out(self, a):
+        a = np.broadcast_to(a, self._batch_shape or ())
+        dtype = self._dtype if self._dtype is not None else np.dtype(np.float64)
+        a = a.astype(dtype)
+        return a[()] if a.ndim == 0 else a
+
+    @property
+    def logsumexp(self):
+        """log(sum(exp(x))) over everything seen, per slice, in the chunks' dtype.
+
+        ``-inf`` before the first chunk.
+        """
+        with _merge.quiet():
+            hi, lo = _merge.log_total(np, self._state)
+            return self._out(hi + lo)
+
+    @property
+    def max(self):
+        """The largest value seen per slice (NaN if a NaN was seen), float64."""
+        m = np.broadcast_to(self._state.m, self._batch_shape or ())
+        return m[()] if m.ndim == 0 else m.copy()
+
+    @property
+    def sumexp(self):
+        """``sum(exp(x - max))`` per slice, float64 (the count of +inf for max=+inf)."""
+        with _merge.quiet():
+            s = np.broadcast_to(self._state.r_hi + 1.0 + self._state.r_lo, self._batch_shape or ())
+        return s[()] if s.ndim == 0 else s.copy()
+
+    def _normalize(self, chunk, where, log: bool):
+        arr, axes, _, mask = self._layout(chunk, where, "chunk")
+        if self._batch_shape is None:
+            raise ValueError("chunk cannot be normalized before the first update")
+        exact = _exact(arr.dtype)
+        with _merge.quiet():
+            state = _merge.State(*(np.expand_dims(np.broadcast_to(s, self._batch_shape), axes)
+                                   for s in self._state))
+            v = _merge.orient(np, arr.astype(np.float64), UNIT_SCALE, mask)
+            out = _merge.finish(np, v, state, _UNIT, log=log, exact=exact, eps=_EPS64)
+        if mask is not None:
+            out = np.where(mask, out, -np.inf if log else 0.0)
+        out = out.astype(arr.dtype)
+        return out[()] if out.ndim == 0 else out
+
+    def softmax(self, chunk, *, where=None):
+        """Second pass: the softmax of a chunk with respect to the whole stream.
+
+        ``exp(x - logsumexp)`` computed as ``exp(x - m) / s``, as accurate as
+        `softmax.softmax` on the whole array.
+
+        Parameters
+        ----------
+        chunk : array_like
+            A chunk of the stream (seen before or not: nothing is added).
+        where : array_like of bool, optional
+            Entries to include; the others get 0.
+
+        Returns
+        -------
+        ndarray
+            Probabilities shaped like `chunk`.
+        """
+        return self._normalize(chunk, where, log=False)
+
+    def log_softmax(self, chunk, *, where=None):
+        """Second pass: log_softmax of a chunk with respect to the whole stream.
+
+        Parameters
+        ----------
+        chunk : array_like
+            A chunk of the stream.
+        where : array_like of bool, optional
+            Entries to include; the others get ``-inf``.
+
+        Returns
+        -------
+        ndarray
+            Log-probabilities shaped like `chunk`.
+        """
+        return self._normalize(chunk, where, log=True)
+
+
+def _exact(dtype: np.dtype) -> bool:
+    """Carry x - max in double-double only when float64 is not already wider."""
+    return dtype.itemsize >= 8
+
+
+def _n_reduced(shape, axes) -> int:
+    return math.prod(shape[i] for i in axes)
+
+
+# Working memory per element of a block: the one-pass path holds the block,
+# its float64 copy and the result; the two-pass path about a dozen float64
+# temporaries (orientation, double-double shift, exp, exact sum).
+_BYTES_ONE_PASS = 32
+_BYTES_TWO_PASS = 128
+
+
+def _progress_bar(progress, total: int):
+    if progress is False:
+        return None
+    if progress is None:
+        isatty = getattr(sys.stderr, "isatty", None)
+        try:
+            if not (isatty and isatty()):
+                return None
+        except (OSError, ValueError):
+            return None
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            return None
+    elif progress is True:
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            raise ImportError(
+                "softmax_file(progress=True) needs tqdm: pip install 'softmax[progress]'"
+            ) from None
+    else:
+        raise TypeError(f"progress must be None, True or False, got {progress!r}")
+    return tqdm(total=total, unit="B", unit_scale=True, desc="softmax", file=sys.stderr, leave=False)
+
+
+class _Blocks:
+    """Contiguous element ranges of a .npy file, each mapped only while used.
+
+    Mapping the whole file would make every page read count toward the
+    process's resident size; a map per block is released as soon as the
+    block is done, so memory stays at a block or two.
+    """
+
+    def __init__(self, path, dtype, offset: int, bar):
+        self.path, self.dtype, self.offset, self.bar = path, np.dtype(dtype), offset, bar
+
+    def read(self, start: int, count: int, dtype=None) -> np.ndarray:
+        """A copy of elements [start, start + count), native byte order."""
+        mm = np.memmap(self.path, dtype=self.dtype, mode="r",
+                       offset=self.offset + start * self.dtype.itemsize, shape=(count,))
+        dtype = self.dtype if dtype is None else np.dtype(dtype)
+        block = mm.astype(dtype.newbyteorder("="), copy=True)
+        del mm
+        if self.bar is not None:
+            self.bar.update(count * self.dtype.itemsize)
+        return block
+
+    def write(self, start: int, values: np.ndarray) -> None:
+        mm = np.memmap(self.path, dtype=self.dtype, mode="r+",
+                       offset=self.offset + start * self.dtype.itemsize, shape=(values.size,))
+        mm[:] = values.reshape(-1)
+        del mm
+
+
+def softmax_file(input_path, output_path, *, axis=-1, log=False, temperature=1.0, base=None,
+                 block_bytes=64 * 2**20, progress=None):
+    """Softmax of an array in a ``.npy`` file, written to another ``.npy`` file.
+
+    The array may be far larger than memory: it is read in blocks of about
+    `block_bytes` of working memory. When whole slices fit in a block the
+    file is read once and each block goes through `softmax.softmax` (same
+    bits as in memory). When a slice does not fit (softmax along axis 0 of a
+    tall array, or of a very long row) the file is read twice: the first
+    pass accumulates the ``(max, sum)`` state of every slice, block by
+    block, the second writes ``exp(x - max) / sum``.
+
+    Parameters
+    ----------
+    input_path : str or os.PathLike
+        A ``.npy`` file of real numbers (C or Fortran order).
+    output_path : str or os.PathLike
+        Where to write the result (same shape and order; dtype as
+        `softmax.softmax` gives: float16/32/64 kept, integers to float64).
+        Must not be the input file.
+    axis : int, tuple of ints or None, optional
+        Axis or axes along which to normalize. A tuple must name adjacent
+        axes; ``None`` means the whole array. Default: the last axis.
+    log : bool, optional
+        Write log_softmax instead.
+    temperature, base : float, optional
+        As for `softmax.softmax` (temperature 0 is the hard max).
+    block_bytes : int, optional
+        Memory budget of one block in bytes (default 64 MiB). The largest
+        block of the file read at once is a fraction of it; the state of the
+        two-pass path takes 24 bytes per slice more.
+    progress : bool or None, optional
+        ``None``: a tqdm progress bar on stderr when stderr is a terminal and
+        tqdm is installed; ``True``: always (tqdm required); ``False``: none.
+
+    Returns
+    -------
+    pathlib.Path
+        `output_path`.
+
+    Examples
+    --------
+    >>> import numpy as np, os, tempfile
+    >>> from softmax.stream import softmax_file
+    >>> d = tempfile.mkdtemp()
+    >>> src, dst = os.path.join(d, "logits.npy"), os.path.join(d, "p.npy")
+    >>> np.save(src, np.array([[2.0, 1.0, 0.1], [0.0, 0.0, 0.0]]))
+    >>> _ = softmax_file(src, dst, progress=False)
+    >>> np.load(dst).round(4)
+    array([[0.659 , 0.2424, 0.0986],
+           [0.3333, 0.3333, 0.3333]])
+
+    Along axis 0, with blocks far smaller than a column (two passes):
+
+    >>> _ = softmax_file(src, dst, axis=0, block_bytes=256, progress=False)
+    >>> np.load(dst).round(4)
+    array([[0.8808, 0.7311, 0.525 ],
+           [0.1192, 0.2689, 0.475 ]])
+    """
+    input_path, output_path = Path(input_path), Path(output_path)
+    if isinstance(block_bytes, bool) or not isinstance(block_bytes, (int, np.integer)) or block_bytes <= 0:
+        raise ValueError(f"block_bytes must be a positive int, got {block_bytes!r}")
+    if not isinstance(log, (bool, np.bool_)):
+        raise TypeError(f"log must be True or False, got {log!r}")
+    if progress not in (None, True, False):
+        raise TypeError(f"progress must be None, True or False, got {progress!r}")
+    scale = parse_scale(temperature, base)
+    src = np.load(input_path, mmap_mode="r")
+    if not isinstance(src, np.memmap):
+        raise ValueError(f"input_path must be a .npy file, got {str(input_path)!r}")
+    shape, in_dtype, offset = src.shape, src.dtype, src.offset
+    fortran = src.ndim > 1 and src.flags.f_contiguous and not src.flags.c_contiguous
+    del src
+    result_dtype = as_float_array(np.empty(0, in_dtype), "input_path's array").dtype
+    if output_path.exists() and os.path.samefile(input_path, output_path):
+        raise ValueError(f"output_path must differ from input_path, got {str(output_path)!r}")
+    axes = normalize_axis(axis, len(shape))
+    if any(b - a != 1 for a, b in zip(axes, axes[1:])):
+        raise ValueError(f"axis must be an int, None or adjacent axes for a file, got {axis!r}")
+
+    out = np.lib.format.open_memmap(output_path, mode="w+", dtype=result_dtype,
+                                    shape=shape, fortran_order=fortran)
+    out_offset = out.offset
+    del out
+
+    # A Fortran-order file is the C-order file of the transposed array.
+    c_shape = shape[::-1] if fortran else shape
+    c_axes = tuple(sorted(len(shape) - 1 - a for a in axes)) if fortran else axes
+    if not c_axes:
+        n_outer, n_red, n_inner = math.prod(c_shape), 1, 1
+    else:
+        n_outer = math.prod(c_shape[: c_axes[0]])
+        n_red = math.prod(c_shape[c_axes[0]: c_axes[-1] + 1])
+        n_inner = math.prod(c_shape[c_axes[-1] + 1:])
+    total = n_outer * n_red * n_inner
+    if total == 0:
+        return output_path
+
+    one_pass_budget = max(1, block_bytes // _BYTES_ONE_PASS)
+    two_pass = n_red * n_inner > one_pass_budget
+    passes = 2 if two_pass else 1
+    bar = _progress_bar(progress, passes * total * in_dtype.itemsize)
+    reader = _Blocks(input_path, in_dtype, offset, bar)
+    writer = _Blocks(output_path, result_dtype, out_offset, None)
+    try:
+        if not two_pass:
+            _one_pass(reader, writer, (n_outer, n_red, n_inner), one_pass_budget,
+                      log=log, temperature=temperature, base=base)
+        else:
+            budget = max(1, block_bytes // _BYTES_TWO_PASS)
+            _two_pass(reader, writer, (n_outer, n_red, n_inner), budget, scale,
+                      log=log, exact=result_dtype == np.float64)
+    finally:
+        if bar is not None:
+            bar.close()
+    return output_path
+
+
+def _one_pass(reader, writer, dims, budget, *, log, temperature, base):
+    n_outer, n_red, n_inner = dims
+    slab = n_red * n_inner
+    per_block = max(1, budget // slab)
+    fn = _log_softmax if log else _softmax
+    for a0 in range(0, n_outer, per_block):
+        a1 = min(n_outer, a0 + per_block)
+        x = reader.read(a0 * slab, (a1 - a0) * slab).reshape(a1 - a0, n_red, n_inner)
+        writer.write(a0 * slab, fn(x, axis=1, temperature=temperature, base=base))
+
+
+def _two_pass(reader, writer, dims, budget, scale, *, log, exact):
+    """Slices longer than a block: pass 1 merges states, pass 2 writes."""
+    n_outer, n_red, n_inner = dims
+    ps = _merge.positive_scale(scale)
+    width = min(n_inner, budget)
+    rows = max(1, budget // width)
+    f8 = np.float64
+
+    def blocks(a, c0, c1):
+        # (first element, rows, columns) of each contiguous piece of x[a, :, c0:c1]
+        for k0 in range(0, n_red, rows):
+            k1 = min(n_red, k0 + rows)
+            yield (a * n_red + k0) * n_inner + c0, k1 - k0, c1 - c0
+
+    for a in range(n_outer):
+        for c0 in range(0, n_inner, width):
+            c1 = min(n_inner, c0 + width)
+            with _merge.quiet():
+                state = _merge.identity(np, (1, c1 - c0))
+                for start, nk, nc in blocks(a, c0, c1):
+                    v = _merge.orient(np, reader.read(start, nk * nc, f8).reshape(nk, nc), scale)
+                    part = _merge.chunk_state(np, v, (0,), ps, exact=exact, eps=_EPS64)
+                    state = _merge.merge(np, state, part, ps, _EPS64)
+                for start, nk, nc in blocks(a, c0, c1):
+                    v = _merge.orient(np, reader.read(start, nk * nc, f8).reshape(nk, nc), scale)
+                    out = _merge.finish(np, v, state, ps, log=log, exact=exact, eps=_EPS64)
+                    writer.write(start, out.astype(writer.dtype))

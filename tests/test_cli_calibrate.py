@@ -1,0 +1,176 @@
+"""`softmax calibrate`: in process through register/run, and as a real command."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+scipy_special = pytest.importorskip("scipy.special")
+scipy_optimize = pytest.importorskip("scipy.optimize")
+
+from softmax import _cli_calibrate  # noqa: E402
+from softmax.calibration import TemperatureScaling  # noqa: E402
+
+
+def call(argv):
+    """A tiny driver: a parser with subparsers, our register, our run."""
+    parser = argparse.ArgumentParser(prog="softmax")
+    sub = parser.add_subparsers(dest="command")
+    _cli_calibrate.register(sub)
+    args = parser.parse_args(["calibrate", *map(str, argv)])
+    out, err = io.StringIO(), io.StringIO()
+    status = args.func(args, out, err)
+    return status, out.getvalue(), err.getvalue()
+
+
+def scipy_temperature(z, y):
+    def nll(u):
+        lp = scipy_special.log_softmax(z.astype(np.float64) / math.exp(u), axis=1)
+        return -lp[np.arange(len(y)), y].mean()
+
+    res = scipy_optimize.minimize_scalar(nll, bounds=(-4.6, 4.6), method="bounded",
+                                         options={"xatol": 1e-10})
+    return math.exp(res.x)
+
+
+@pytest.fixture
+def files(tmp_path):
+    rng = np.random.default_rng(0)
+    z = (rng.normal(size=(600, 4)) * 3).astype(np.float32)
+    p = scipy_special.softmax(z.astype(np.float64) / 2.0, axis=1)
+    y = (rng.random((600, 1)) > p.cumsum(1)).sum(1).clip(0, 3)
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "y.npy", y)
+    np.save(tmp_path / "zt.npy", z[:300])
+    np.save(tmp_path / "yt.npy", y[:300])
+    np.savez(tmp_path / "both.npz", logits=z, labels=y)
+    np.savetxt(tmp_path / "z.csv", z, delimiter=",", header="a,b,c,d", comments="")
+    np.savetxt(tmp_path / "y.csv", y, fmt="%d")
+    return tmp_path, z, y
+
+
+def test_table_and_temperature(files):
+    d, z, y = files
+    status, out, err = call([d / "z.npy", d / "y.npy"])
+    assert status == 0 and err == ""
+    t = float(out.split("T = ")[1].split()[0])
+    assert t == pytest.approx(scipy_temperature(z, y), rel=1e-5)
+    for word in ("accuracy", "NLL", "ECE (15 uniform bins)", "MCE", "Brier", "in-sample"):
+        assert word in out
+
+
+def test_json_test_split_and_save(files):
+    d, z, y = files
+    status, out, _ = call([d / "z.npy", d / "y.npy", "--test", d / "zt.npy", d / "yt.npy",
+                           "--json", "--save", d / "t.json", "--bins", 10, "--strategy", "quantile"])
+    assert status == 0
+    res = json.loads(out)
+    assert res["temperature"] == pytest.approx(scipy_temperature(z, y), rel=1e-5)
+    assert res["evaluated_on"]["n_samples"] == 300 and not res["evaluated_on"]["in_sample"]
+    assert res["bins"] == 10 and res["strategy"] == "quantile"
+    lp = scipy_special.log_softmax(z[:300].astype(np.float64), axis=1)
+    assert res["before"]["nll"] == pytest.approx(-lp[np.arange(300), y[:300]].mean(), rel=1e-9)
+    assert res["after"]["nll"] < res["before"]["nll"]
+    assert TemperatureScaling.load(d / "t.json").temperature == res["temperature"]
+
+
+def test_npz_keys_csv_and_val_fraction(files):
+    d, z, y = files
+    s1, out1, _ = call([d / "both.npz", d / "both.npz", "--key", "logits", "--labels-key", "labels", "--json"])
+    s2, out2, _ = call([d / "z.csv", d / "y.csv", "--json"])
+    assert s1 == s2 == 0
+    t_ref = scipy_temperature(z, y)
+    assert json.loads(out1)["temperature"] == pytest.approx(t_ref, rel=1e-5)
+    assert json.loads(out2)["temperature"] == pytest.approx(t_ref, rel=1e-5)
+    s3, out3, _ = call([d / "z.npy", d / "y.npy", "--val-fraction", 0.25, "--seed", 3, "--json"])
+    res = json.loads(out3)
+    assert s3 == 0 and res["fit"]["n_samples"] == 150 and res["evaluated_on"]["n_samples"] == 450
+    idx = np.sort(np.random.default_rng(3).permutation(600)[:150])
+    assert res["temperature"] == pytest.approx(scipy_temperature(z[idx], y[idx]), rel=1e-5)
+
+
+def test_plot(files):
+    pytest.importorskip("matplotlib")
+    import matplotlib.image as mpimg
+
+    d, _, _ = files
+    status, out, _ = call([d / "z.npy", d / "y.npy", "--plot", d / "rd.png"])
+    assert status == 0 and "rd.png" in out
+    img = mpimg.imread(d / "rd.png")
+    assert img.shape[0] > 300 and img.shape[1] > 600 and img[..., :3].std() > 0.05
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda d: [d / "missing.npy", d / "y.npy"], "missing.npy: no such file"),
+        (lambda d: [d / "z.npy", d / "bad_labels.npy"], r"bad_labels.npy: labels must be class indices in \[0, 4\).* got 7 at row 2"),
+        (lambda d: [d / "z.npy", d / "short.npy"], "short.npy: 10 labels for 600 rows"),
+        (lambda d: [d / "nan.npy", d / "y.npy"], "nan.npy: logits must be finite"),
+        (lambda d: [d / "z.txt", d / "y.npy"], r"z.txt: unsupported file type '.txt'"),
+        (lambda d: [d / "both.npz", d / "y.npy", "--key", "nope"], r"both.npz: no array named 'nope'"),
+        (lambda d: [d / "y.npy", d / "y.npy"], r"y.npy: logits must be a 2-D numeric array"),
+        (lambda d: [d / "garbage.csv", d / "y.npy"], r"garbage.csv: not a comma-separated table"),
+        (lambda d: [d / "z.npy", d / "y.npy", "--test", d / "z3.npy", d / "y3.npy"], r"z3.npy: 3 classes, but .*z.npy has 4"),
+    ],
+)
+def test_bad_input_files_exit_2(files, make, match):
+    d, z, y = files
+    bad = y.copy()
+    bad[2] = 7
+    np.save(d / "bad_labels.npy", bad)
+    np.save(d / "short.npy", y[:10])
+    zn = z.copy()
+    zn[5, 1] = np.nan
+    np.save(d / "nan.npy", zn)
+    (d / "z.txt").write_text("1,2\n")
+    (d / "garbage.csv").write_text("1,2\nx,y\n")
+    np.save(d / "z3.npy", z[:, :3])
+    np.save(d / "y3.npy", y % 3)
+    status, out, err = call(make(d))
+    assert status == 2 and out == ""
+    assert err.startswith("softmax calibrate: error: ") and err.count("\n") == 1
+    assert "Traceback" not in err
+    assert re.search(match, err), err
+
+
+def test_unwritable_output_exits_1(files):
+    d, _, _ = files
+    status, _, err = call([d / "z.npy", d / "y.npy", "--save", d / "no" / "dir" / "t.json"])
+    assert status == 1 and "t.json: cannot write the temperature" in err
+
+
+def test_help_has_examples():
+    parser = argparse.ArgumentParser(prog="softmax")
+    sub = parser.add_subparsers()
+    p = _cli_calibrate.register(sub)
+    text = p.format_help()
+    assert "examples:" in text and "--val-fraction" in text and "--test" in text
+    assert p.get_default("func") is _cli_calibrate.run
+
+
+def _main_dispatches_calibrate() -> bool:
+    from softmax import cli
+
+    return "_cli_calibrate" in getattr(cli, "_COMMAND_MODULES", ())
+
+
+@pytest.mark.skipif(not _main_dispatches_calibrate(), reason="softmax.cli does not list calibrate yet")
+def test_subprocess(files):
+    d, z, y = files
+    run = subprocess.run([sys.executable, "-m", "softmax", "calibrate", str(d / "z.npy"),
+                          str(d / "y.npy"), "--json"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["temperature"] == pytest.approx(scipy_temperature(z, y), rel=1e-5)
+    bad = subprocess.run([sys.executable, "-m", "softmax", "calibrate", str(d / "nope.npy"),
+                          str(d / "y.npy")], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "nope.npy: no such file" in bad.stderr
+    assert "Traceback" not in bad.stderr
