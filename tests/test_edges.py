@@ -1,7 +1,7 @@
 """Edge semantics: limits, never a surprise NaN, never a RuntimeWarning.
 
 Expected values are the mathematical limits, written out by hand (see
-docs/edge_semantics.md for the table and what PyTorch, JAX and SciPy do).
+the README's "Edge cases" section for the table and what PyTorch, JAX and SciPy do).
 """
 
 import math

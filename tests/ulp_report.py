@@ -1,7 +1,7 @@
 """Seeded input families for the accuracy promise, and the max-ulp table.
 
 Run ``python -m tests.ulp_report`` from the repository root to print the
-table that docs/accuracy.md shows (``--quick`` skips the 10**6-long rows).
+table that the README's Accuracy section shows (``--quick`` skips the 10**6-long rows).
 tests/test_accuracy.py measures the same families and asserts the bounds.
 
 Every family is built from a fixed seed, in the dtype under test; the exact

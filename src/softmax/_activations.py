@@ -9,7 +9,7 @@ dtype. The float64 formulas carry the exponential and the quotients in
 double-double (an exact range reduction ``x = k ln 2 + r``, ``expm1(r)``,
 Dekker's exact product for the division remainder), so that the float64
 results stay within the package's 2-ulp promise rather than adding up three
-libm errors. Measured against mpmath (see the README section ``docs/math.md``):
+libm errors. Measured against mpmath (see the README, "The rest of the article's mathematics"):
 sigmoid 0.77 ulp, log_sigmoid 1.32 ulp, logit 1.08 ulp at most in float64;
 float32 and float16 are correctly rounded up to double rounding (<= 0.5 ulp
 plus 2**-29).

@@ -9,7 +9,7 @@ array of the input's type on the input's device. Dask arrays go to
 float32 inputs are computed in float64 when the device has it (PyTorch CPU,
 array-api-strict; JAX only with ``jax_enable_x64``); otherwise in float32
 with the double-single tricks of the float64 path, and the library's own
-``exp`` decides the last ulp (see docs/scales.md for measurements).
+``exp`` decides the last ulp (see the README, "Accuracy per scale").
 """
 
 from __future__ import annotations
