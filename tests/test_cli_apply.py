@@ -275,6 +275,10 @@ def _write_big(path, rows, cols):
     del a
 
 
+@pytest.mark.skipif(
+    "libasan" in os.environ.get("LD_PRELOAD", "") or bool(os.environ.get("SOFTMAX_UNDER_ASAN")),
+    reason="ASan keeps freed memory resident: peak RSS does not measure this code there",
+)
 def test_large_npy_runs_in_bounded_memory(tmp_path):
     src, dst = tmp_path / "big.npy", tmp_path / "p.npy"
     _write_big(src, 400_000, 64)  # 205 MB

@@ -9,6 +9,8 @@ rows. Arrays of other libraries (PyTorch, JAX, Dask, ...) are handed to
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import _core, _reference
@@ -19,6 +21,7 @@ from ._validation import (
     compute_dtype,
     normalize_axis,
     parse_scale,
+    unmask,
     where_mask,
 )
 
@@ -51,7 +54,9 @@ def _axes_last(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     moved = np.moveaxis(a, axes, range(a.ndim - len(axes), a.ndim))
     if len(axes) == 1:
         return moved
-    return moved.reshape(moved.shape[: a.ndim - len(axes)] + (-1,))
+    # An explicit length, not -1: with a 0-length outer axis, -1 is ambiguous.
+    outer = moved.shape[: a.ndim - len(axes)]
+    return moved.reshape(outer + (math.prod(moved.shape[len(outer):]),))
 
 
 def _axes_back(a_last: np.ndarray, like_shape, axes: tuple[int, ...]) -> np.ndarray:
@@ -75,6 +80,21 @@ def _reduction_axes(axis, arr: np.ndarray) -> tuple[int, ...]:
     return normalize_axis(axis, arr.ndim)
 
 
+def _no_internal_overlap(a: np.ndarray) -> bool:
+    """True if no two elements of `a` share memory (sufficient test).
+
+    Sorted by |stride|, each axis must step past everything the smaller
+    axes span; what slicing, transposing and reshaping make always passes,
+    only as_strided / broadcast views can fail.
+    """
+    span = a.itemsize
+    for stride, n in sorted((abs(s), n) for s, n in zip(a.strides, a.shape) if n > 1):
+        if stride < span:
+            return False
+        span = stride * (n - 1) + span
+    return True
+
+
 def _writes_in_place(out_last: np.ndarray, x_last: np.ndarray, mask_last) -> bool:
     """Can the core write straight into `out_last`?
 
@@ -87,12 +107,15 @@ def _writes_in_place(out_last: np.ndarray, x_last: np.ndarray, mask_last) -> boo
             out_last.__array_interface__["data"][0] == x_last.__array_interface__["data"][0]
             and out_last.strides == x_last.strides
         )
-        if not same:
+        # Exactly x is fine only if no two elements share memory: else a
+        # write lands on an entry that is still to be read.
+        if not same or not _no_internal_overlap(out_last):
             return False
     return mask_last is None or not np.may_share_memory(out_last, mask_last)
 
 
 def _softmax_family(x, axis, temperature, base, where, out, *, log: bool):
+    x, where = unmask(x, where)
     arr = as_float_array(x)
     result_dtype = arr.dtype
     work_dtype = compute_dtype(result_dtype)
@@ -115,17 +138,22 @@ def _softmax_family(x, axis, temperature, base, where, out, *, log: bool):
     mask_last = None if mask is None else _axes_last(mask, axes)
 
     if scale.kind == "hard":
-        result_last = _reference.hardmax_last(x_last, mask_last, sign=scale.sign, log=log)
+        # invalid: a signaling NaN raises the flag in sign * x; it is a NaN all the same.
+        with np.errstate(invalid="ignore"):
+            result_last = _reference.hardmax_last(x_last, mask_last, sign=scale.sign, log=log)
         return _finish(_axes_back(result_last, arr.shape, axes), out, result_dtype)
     if scale.kind == "uniform":
         # Every finite score counts the same; +-inf and NaN keep their roles.
         finite = np.isfinite(x_last)
-        x_last = np.where(finite, 0.0, scale.sign * x_last).astype(work_dtype)
+        with np.errstate(invalid="ignore"):
+            x_last = np.where(finite, 0.0, scale.sign * x_last).astype(work_dtype)
         scale = UNIT_SCALE
 
     # Write straight into the result's memory when the layout allows it; a
     # temporary is needed only for merged tuple axes or an out that overlaps x.
-    use_out = out is not None and work_dtype == result_dtype
+    # The core writes only aligned native memory: any other out gets a
+    # temporary and a copy (np.copyto swaps bytes and handles alignment).
+    use_out = out is not None and out.dtype == work_dtype and out.flags.aligned
     full = out if use_out else np.empty(arr.shape, dtype=work_dtype)
     target = _axes_last(full, axes)
     direct = np.may_share_memory(target, full) and (
@@ -142,10 +170,13 @@ def _softmax_family(x, axis, temperature, base, where, out, *, log: bool):
 
 def _finish(result: np.ndarray, out, dtype: np.dtype):
     """Deliver `result` in the caller's dtype: into `out`, or as a new array."""
-    if out is not None:
-        np.copyto(out, result, casting="unsafe")
-        return out
-    result = result.astype(dtype, copy=False)
+    # over: a float64 result beyond float16's range rounds to +-inf, which is
+    # its correct rounding, not an accident to warn about.
+    with np.errstate(over="ignore"):
+        if out is not None:
+            np.copyto(out, result, casting="unsafe")
+            return out
+        result = result.astype(dtype, copy=False)
     return result[()] if result.ndim == 0 else result
 
 
@@ -301,6 +332,7 @@ def logsumexp(x, axis=None, *, b=None, keepdims=False, return_sign=False, where=
         return _generic.logsumexp(
             x, axis, b=b, keepdims=keepdims, return_sign=return_sign, where=where
         )
+    x, where = unmask(x, where)
     arr = as_float_array(x)
     result_dtype = arr.dtype
     work_dtype = compute_dtype(result_dtype)
@@ -318,8 +350,10 @@ def logsumexp(x, axis=None, *, b=None, keepdims=False, return_sign=False, where=
             arr = np.broadcast_to(arr, shape)
             mask = where_mask(where, shape)
             axes = _reduction_axes(axis, arr)
-            result_dtype = np.result_type(result_dtype, b_arr.dtype)
-            work_dtype = compute_dtype(result_dtype)
+        # As in SciPy, the weights take part in the result dtype, whatever
+        # the shapes.
+        result_dtype = np.result_type(result_dtype, b_arr.dtype)
+        work_dtype = compute_dtype(result_dtype)
         b_arr = np.broadcast_to(b_arr, shape)
 
     x_last = _axes_last(arr, axes) if axes else arr[..., np.newaxis]
@@ -337,7 +371,8 @@ def logsumexp(x, axis=None, *, b=None, keepdims=False, return_sign=False, where=
 
     if not return_sign:
         value = np.where(sign < 0, np.nan, value)
-    value = value.astype(result_dtype, copy=False)
+    with np.errstate(over="ignore"):
+        value = value.astype(result_dtype, copy=False)
     sign = sign.astype(result_dtype, copy=False)
     if keepdims:
         value = np.expand_dims(value, axes)

@@ -79,6 +79,9 @@ def logsumexp_weighted_last(x, b, mask=None) -> tuple[np.ndarray, np.ndarray]:
     x = np.asarray(x, dtype=np.float64)
     b = np.broadcast_to(np.asarray(b, dtype=np.float64), x.shape)
     keep = _keep(x, mask) & (b != 0)
+    absb = np.abs(b)
+    if np.any(keep & ((absb > 1e100) | (absb < 1e-100) | (x == np.inf))):
+        return _logsumexp_weighted_wide(x, b, keep)
     v = np.where(keep, x, -np.inf)
     m = np.max(np.where(np.isnan(v), -np.inf, v), axis=-1, keepdims=True, initial=-np.inf)
     m_safe = np.where(np.isfinite(m), m, 0.0)
@@ -88,3 +91,26 @@ def logsumexp_weighted_last(x, b, mask=None) -> tuple[np.ndarray, np.ndarray]:
         value = np.log(np.abs(s)) + m_safe[..., 0]
     sign = np.sign(s)
     return value, sign
+
+
+def _logsumexp_weighted_wide(x, b, keep) -> tuple[np.ndarray, np.ndarray]:
+    """logsumexp_weighted_last for weights far from 1, or x with +inf.
+
+    Shifts by the largest log-term x + log|b| rather than by max x: there
+    b * exp(x - max) would overflow (inf, or inf - inf = NaN) or go
+    subnormal and keep only a few bits. The log|b| costs a rounding per
+    term, which is why ordinary weights keep the plain product.
+    """
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        v = np.where(keep, x + np.log(np.abs(b)), -np.inf)
+        m = np.max(np.where(np.isnan(v), -np.inf, v), axis=-1, keepdims=True, initial=-np.inf)
+        m_safe = np.where(np.isfinite(m), m, 0.0)
+        terms = np.where(keep & (v < np.inf), np.sign(b) * np.exp(v - m_safe), 0.0)
+        s = terms.sum(axis=-1)
+        # Infinite terms alone decide a row that has them: +-inf, or NaN
+        # (inf - inf) when their weights have both signs.
+        s_inf = np.where(keep & (v == np.inf), b * np.inf, 0.0).sum(axis=-1)
+        s = np.where(m[..., 0] == np.inf, s_inf, s)
+        s = np.where(np.any(keep & np.isnan(v), axis=-1), np.nan, s)
+        value = np.log(np.abs(s)) + m_safe[..., 0]
+    return value, np.sign(s)

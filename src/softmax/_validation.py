@@ -23,6 +23,7 @@ __all__ = [
     "compute_dtype",
     "normalize_axis",
     "parse_scale",
+    "unmask",
     "where_mask",
 ]
 
@@ -39,7 +40,12 @@ def as_float_array(x, name: str = "x") -> np.ndarray:
     native-byte-order and aligned (copying only when it is not), because the
     C core reads raw memory.
     """
-    arr = np.asarray(x)
+    try:
+        arr = np.asarray(x)
+    except ValueError as exc:
+        raise ValueError(
+            f"{name} must be a rectangular array of numbers, got a ragged sequence ({exc})"
+        ) from None
     kind = arr.dtype.kind
     if kind in "biu":
         arr = arr.astype(np.float64)
@@ -81,7 +87,10 @@ def normalize_axis(axis, ndim: int, *, name: str = "axis") -> tuple[int, ...]:
     for item in items:
         if isinstance(item, (bool, np.bool_)) or not isinstance(item, numbers.Integral):
             raise TypeError(f"{name} must be an int, a tuple of ints or None, got {axis!r}")
-        result.append(np.lib.array_utils.normalize_axis_index(int(item), ndim))
+        try:
+            result.append(np.lib.array_utils.normalize_axis_index(int(item), ndim))
+        except OverflowError:  # beyond C long: out of bounds all the same
+            raise AxisError(int(item), ndim) from None
     if len(set(result)) != len(result):
         raise ValueError(f"{name} must not repeat an axis, got {axis!r}")
     return tuple(sorted(result))
@@ -109,7 +118,10 @@ def _real_number(value, name: str) -> float:
         if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "fiu":
             return float(value)
         raise TypeError(f"{name} must be a real number, got {value!r}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond float range: +-inf is its rounding
+        return math.inf if value > 0 else -math.inf
 
 
 @functools.lru_cache(maxsize=64)
@@ -173,6 +185,8 @@ def where_mask(where, shape: tuple[int, ...]) -> np.ndarray | None:
     """`where` as a read-only bool array broadcast to `shape`, or None."""
     if where is None:
         return None
+    if isinstance(where, np.ma.MaskedArray):
+        where = where.filled(False)  # a masked entry of `where` is not selected
     mask = np.asarray(where)
     if mask.dtype != np.bool_:
         raise TypeError(f"where must be a boolean array, got dtype {mask.dtype}")
@@ -192,8 +206,27 @@ def check_out(out, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None
         raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
     if out.shape != tuple(shape):
         raise ValueError(f"out must have shape {tuple(shape)}, got shape {out.shape}")
-    if out.dtype != dtype:
+    if out.dtype != dtype and out.dtype.newbyteorder("=") != dtype:
         raise TypeError(f"out must have dtype {dtype}, got dtype {out.dtype}")
     if not out.flags.writeable:
         raise ValueError("out must be writeable, got a read-only array")
     return out
+
+
+def unmask(x, where):
+    """Split a numpy.ma masked array: its mask joins `where`.
+
+    A masked entry is excluded exactly as ``where=False`` excludes it
+    (probability 0, log-probability -inf, left out of logsumexp); the
+    result is a plain ndarray, defined at every position. Returns
+    ``(data, where)``; anything else passes through unchanged.
+    """
+    if not isinstance(x, np.ma.MaskedArray):
+        return x, where
+    data = np.ma.getdata(x)
+    keep = ~np.ma.getmaskarray(x)
+    if keep.all():
+        return data, where
+    if where is None:
+        return data, keep
+    return data, where_mask(where, data.shape) & keep
