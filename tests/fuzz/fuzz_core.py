@@ -312,7 +312,7 @@ def _internal_overlap(a: np.ndarray) -> bool:
 
 
 # Behaviour the Python layer gets wrong until a patch proposed in
-# docs/hardening.md is applied. Each probe asks the public API whether the
+# the README's Hardening section is applied. Each probe asks the public API whether the
 # patch is in; inputs that hit an unpatched issue are counted, not failed.
 def _probe(fn) -> bool:
     try:
