@@ -1,0 +1,252 @@
+"""Edge semantics: limits, never a surprise NaN, never a RuntimeWarning.
+
+Expected values are the mathematical limits, written out by hand (see
+the README's "Edge cases" section for the table and what PyTorch, JAX and SciPy do).
+"""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import softmax as sm
+
+inf, nan = np.inf, np.nan
+LN2 = math.log(2)
+FLOATS = [np.float16, np.float32, np.float64]
+FUNCS = ["softmax", "log_softmax", "logsumexp"]
+
+
+@pytest.fixture(autouse=True)
+def _no_warnings():
+    # every warning is an error here, not only RuntimeWarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield
+
+
+def call(name, x, **kw):
+    if name == "logsumexp":
+        kw.setdefault("axis", -1)
+    return getattr(sm, name)(x, **kw)
+
+
+def same(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
+
+
+# ---- NaN -------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("pos", [0, 1, 3])
+def test_nan_makes_its_slice_nan_and_only_it(dtype, pos):
+    x = np.array([[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0]], dtype=dtype)
+    x[0, pos] = nan
+    p = sm.softmax(x)
+    lp = sm.log_softmax(x)
+    lse = sm.logsumexp(x, axis=1)
+    assert np.isnan(p[0]).all() and np.isnan(lp[0]).all() and np.isnan(lse[0])
+    assert np.isfinite(p[1]).all() and np.isfinite(lp[1]).all() and np.isfinite(lse[1])
+    assert p.dtype == lp.dtype == lse.dtype == dtype
+
+
+@pytest.mark.parametrize("name", FUNCS)
+def test_nan_beside_infinities_is_still_nan(name):
+    for row in ([inf, nan], [-inf, nan], [inf, -inf, nan]):
+        assert np.isnan(call(name, np.array(row))).all()
+
+
+# ---- +inf and -inf ----------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: np.dtype(d).name)
+def test_posinf_entries_share_the_mass(dtype):
+    x = np.array([inf, 1.0, inf, -inf, 0.0], dtype=dtype)
+    assert same(sm.softmax(x), np.array([0.5, 0, 0.5, 0, 0], dtype=dtype))
+    assert same(sm.log_softmax(x), np.array([-LN2, -inf, -LN2, -inf, -inf], dtype=dtype))
+    assert sm.logsumexp(x) == inf
+    three = sm.softmax(np.array([inf, inf, 5.0, inf], dtype=dtype))
+    assert same(three, np.array([1 / 3, 1 / 3, 0, 1 / 3], dtype=dtype))
+
+
+def test_lone_posinf_is_certain():
+    lp = sm.log_softmax(np.array([inf, 1e308, -inf]))
+    assert same(lp, [0.0, -inf, -inf])
+    assert not np.signbit(lp[0])  # log 1 = +0
+    assert same(sm.softmax([-inf, inf]), [0.0, 1.0])
+
+
+def test_base_below_one_reverses_the_roles_of_infinities():
+    # a < 1: a**x is largest at x = -inf
+    assert same(sm.softmax([-inf, 0.0, -inf], base=0.5), [0.5, 0.0, 0.5])
+    assert same(sm.softmax([inf, 0.0], base=0.5), [0.0, 1.0])
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: np.dtype(d).name)
+def test_all_neg_inf_is_an_empty_distribution(dtype):
+    x = np.full((2, 3), -inf, dtype=dtype)
+    assert same(sm.softmax(x), np.zeros((2, 3), dtype))
+    assert same(sm.log_softmax(x), np.full((2, 3), -inf, dtype))
+    assert same(sm.logsumexp(x, axis=1), np.full(2, -inf, dtype))
+    value, sign = sm.logsumexp(x, axis=1, return_sign=True)
+    assert same(value, [-inf, -inf]) and same(sign, [0.0, 0.0])
+
+
+def test_huge_finite_scores_do_not_overflow():
+    big = np.finfo(np.float64).max
+    assert same(sm.softmax([big, -big]), [1.0, 0.0])
+    assert same(sm.softmax([big, big]), [0.5, 0.5])
+    assert sm.logsumexp([big, big]) == big  # big + ln 2 rounds back to big
+    f = np.finfo(np.float32).max
+    assert same(sm.log_softmax(np.float32([f, -f])), np.float32([0.0, -inf]))
+
+
+# ---- where -----------------------------------------------------------------
+
+@pytest.mark.parametrize("name", FUNCS)
+def test_nan_and_inf_at_masked_out_positions_are_ignored(name):
+    x = np.array([1.0, nan, 2.0, inf, -inf])
+    m = np.array([True, False, True, False, True])
+    got = call(name, x, where=m)
+    want = call(name, np.array([1.0, 2.0, -inf]))
+    if name == "logsumexp":
+        assert got == want
+    else:
+        assert same(got[m], want)
+        assert same(got[~m], np.full(2, 0.0 if name == "softmax" else -inf))
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: np.dtype(d).name)
+def test_fully_masked_slice_is_an_empty_distribution(dtype):
+    x = np.array([[1.0, 2.0], [3.0, nan]], dtype=dtype)
+    m = np.array([[False, False], [True, False]])
+    assert same(sm.softmax(x, where=m), np.array([[0, 0], [1, 0]], dtype))
+    assert same(sm.log_softmax(x, where=m), np.array([[-inf, -inf], [0, -inf]], dtype))
+    assert same(sm.logsumexp(x, axis=1, where=m), np.array([-inf, 3.0], dtype))
+
+
+def test_masked_out_entries_of_a_nan_slice_stay_empty():
+    x = np.array([nan, 1.0, 2.0])
+    m = np.array([True, True, False])
+    assert same(sm.softmax(x, where=m), [nan, nan, 0.0])
+    assert same(sm.log_softmax(x, where=m), [nan, nan, -inf])
+
+
+# ---- empty axes, scalars ----------------------------------------------------
+
+def test_empty_reduction_axis():
+    e = np.empty((3, 0))
+    assert same(sm.logsumexp(e, axis=1), np.full(3, -inf))
+    assert same(sm.logsumexp(e), -inf)
+    assert sm.softmax(e, axis=1).shape == (3, 0)
+    assert sm.log_softmax(e, axis=1).shape == (3, 0)
+    assert sm.softmax(np.empty((0, 4))).shape == (0, 4)
+    assert same(sm.logsumexp(np.empty((0, 4)), axis=1), np.empty(0))
+    value, sign = sm.logsumexp(e, axis=1, return_sign=True)
+    assert same(sign, np.zeros(3))
+
+
+def test_single_element_slices():
+    assert sm.softmax(7.5) == 1.0
+    assert sm.log_softmax(-3.0) == 0.0
+    assert sm.logsumexp(4.25) == 4.25
+    assert same(sm.softmax([[2.0], [-inf], [inf], [nan]], axis=1), [[1.0], [0.0], [1.0], [nan]])
+
+
+# ---- temperature limits ----------------------------------------------------
+
+@pytest.mark.parametrize("log", [False, True])
+def test_temperature_zero_is_hard_max_with_ties_split(log):
+    x = np.array([[2.0, 5.0, 5.0, 1.0], [0.0, 0.0, 0.0, 0.0], [-inf, 3.0, -inf, -inf]])
+    f = sm.log_softmax if log else sm.softmax
+    want = np.array([[0, 0.5, 0.5, 0], [0.25] * 4, [0, 1, 0, 0]])
+    if log:
+        with np.errstate(divide="ignore"):
+            want = np.log(want)
+    assert same(f(x, temperature=0), want)
+
+
+def test_temperature_zero_edges():
+    assert same(sm.softmax([1.0, nan], temperature=0), [nan, nan])
+    assert same(sm.softmax([-inf, -inf], temperature=0), [0.0, 0.0])
+    assert same(sm.softmax([inf, 3.0, inf], temperature=0), [0.5, 0.0, 0.5])
+    assert same(sm.softmax([1.0, 2.0, 1.0], temperature=0, base=0.5), [0.5, 0.0, 0.5])
+    assert same(sm.softmax([1.0, 9.0, 5.0], temperature=0, where=[True, False, True]), [0, 0, 1])
+    # a temperature so small that 1/T overflows is the hard max too
+    assert same(sm.softmax([1.0, 1.0 + 2**-52], temperature=5e-324), [0.0, 1.0])
+    assert same(sm.softmax(np.float32([1, 2, 2]), temperature=0), np.float32([0, 0.5, 0.5]))
+
+
+def test_temperature_inf_is_uniform_over_finite_kept_entries():
+    assert same(sm.softmax([1e300, -5.0, 0.0, 7.0], temperature=inf), [0.25] * 4)
+    assert same(sm.softmax([1.0, 2.0, 3.0], temperature=inf, where=[True, False, True]),
+                [0.5, 0.0, 0.5])
+    # infinities keep their role: +inf takes all, -inf gets nothing
+    assert same(sm.softmax([inf, 1.0, 2.0], temperature=inf), [1.0, 0.0, 0.0])
+    assert same(sm.softmax([-inf, 1.0, 2.0], temperature=inf), [0.0, 0.5, 0.5])
+    assert same(sm.log_softmax([3.0, 4.0], temperature=inf), [-LN2, -LN2])
+    assert same(sm.softmax([1.0, nan], temperature=inf), [nan, nan])
+
+
+def test_temperature_extremes_match_the_limits_numerically():
+    x = np.array([1.0, 3.0, 3.0, 2.0])
+    assert np.allclose(sm.softmax(x, temperature=1e-3), sm.softmax(x, temperature=0), atol=1e-300)
+    assert np.allclose(sm.softmax(x, temperature=1e200), sm.softmax(x, temperature=inf),
+                       rtol=1e-15)
+
+
+# ---- b and return_sign follow scipy.special.logsumexp ------------------------
+
+SCIPY_B_CASES = [
+    ([1.0, 2.0], [1.0, -1.0]),
+    ([1.0, 1.0], [1.0, -1.0]),  # exact zero sum
+    ([0.0, 0.0], [0.0, 0.0]),
+    ([1.0, 2.0], [-1.0, -1.0]),
+    ([-inf, 1.0], [1.0, 0.0]),
+    ([3.0, 1.0, 2.0], [0.5, 2.0, -0.25]),
+    ([1000.0, 1000.0], [1.0, 1.0]),
+    ([1000.0, 999.0], [-2.0, 5.0]),
+    ([-inf, -inf], [1.0, 1.0]),
+    ([inf, 1.0], [1.0, 1.0]),
+    ([5.0], [0.0]),
+    ([1.0, nan], [1.0, 1.0]),
+    ([1.0, 2.0, 3.0], [2.0]),  # b broadcasts
+]
+
+
+@pytest.mark.parametrize("x,b", SCIPY_B_CASES)
+@pytest.mark.parametrize("return_sign", [False, True])
+def test_logsumexp_b_matches_scipy(x, b, return_sign):
+    special = pytest.importorskip("scipy.special")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scipy may warn; we may not
+        want = special.logsumexp(x, b=b, return_sign=return_sign)
+    got = sm.logsumexp(x, b=b, return_sign=return_sign)
+    if return_sign:
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-14)
+        assert same(got[1], want[1])
+    else:
+        np.testing.assert_allclose(got, want, rtol=1e-14)
+
+
+def test_logsumexp_b_matches_scipy_on_random_arrays():
+    special = pytest.importorskip("scipy.special")
+    rng = np.random.default_rng(11)
+    for trial in range(40):
+        shape = tuple(rng.integers(1, 5, size=rng.integers(1, 4)))
+        x = rng.normal(0, 30, shape)
+        b = rng.normal(0, 1, shape) * (rng.random(shape) < 0.8)
+        axes = [None] + list(range(-len(shape), len(shape)))
+        axis = axes[trial % len(axes)]
+        for keepdims in (False, True):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                want = special.logsumexp(x, axis=axis, b=b, keepdims=keepdims, return_sign=True)
+            got = sm.logsumexp(x, axis=axis, b=b, keepdims=keepdims, return_sign=True)
+            np.testing.assert_allclose(got[0], want[0], rtol=1e-12, atol=1e-12)
+            assert same(got[1], want[1])
+
+
+def test_negative_sum_without_return_sign_is_nan_without_warning():
+    assert np.isnan(sm.logsumexp([1.0, 2.0], b=[1.0, -1.0]))
