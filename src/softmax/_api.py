@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from . import _core, _reference
+from . import _config, _core, _reference  # _config: sets the thread default
 from ._validation import (
     UNIT_SCALE,
     as_float_array,
@@ -26,6 +26,15 @@ from ._validation import (
 )
 
 __all__ = ["log_softmax", "logsumexp", "softmax"]
+
+
+# The C core reads and writes these natively (float16 is computed in double
+# inside the kernels, never widened in memory); others go through float64.
+_CORE_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _core_dtype(dtype: np.dtype) -> np.dtype:
+    return dtype if dtype in _CORE_DTYPES else compute_dtype(dtype)
 
 
 def _foreign(x) -> bool:
@@ -47,6 +56,54 @@ def _foreign(x) -> bool:
         if lib is not None and isinstance(x, getattr(lib, name, ())):
             return True
     return False
+
+
+def _plain(x, axis, temperature, base, where) -> bool:
+    """The common call: a native float16/32/64 ndarray, one int axis, no options.
+
+    It skips validation and layout (each costs microseconds on a 3-element
+    vector) and gives the same result as the general path; anything else,
+    including every error case, takes the general path.
+    """
+    return (
+        type(x) is np.ndarray
+        and where is None
+        and base is None
+        and type(axis) is int
+        and type(temperature) in (int, float)
+        and temperature == 1
+        and x.dtype.char in "efd"
+        and x.dtype.isnative
+        and x.flags.aligned
+        and -x.ndim <= axis < x.ndim
+    )
+
+
+def _plain_out(x: np.ndarray, out) -> bool:
+    """`out` can be written by the core as it is: x itself, or a separate array."""
+    return (
+        type(out) is np.ndarray
+        and out.shape == x.shape
+        and out.dtype == x.dtype
+        and out.flags.writeable
+        and out.flags.aligned
+        and (
+            (out is x and _no_internal_overlap(x))
+            or not np.may_share_memory(out, x)
+        )
+    )
+
+
+def _plain_softmax(x: np.ndarray, axis: int, log: bool, out=None) -> np.ndarray:
+    if out is None:
+        out = np.empty_like(x)
+    if axis == -1 or axis == x.ndim - 1:
+        _core.softmax(x, out, None, 1.0, 0.0, log)
+    else:
+        # rows along `axis`: swapping it last is a view, and row order does
+        # not change any row's bits
+        _core.softmax(x.swapaxes(axis, -1), out.swapaxes(axis, -1), None, 1.0, 0.0, log)
+    return out
 
 
 def _axes_last(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
@@ -118,7 +175,7 @@ def _softmax_family(x, axis, temperature, base, where, out, *, log: bool):
     x, where = unmask(x, where)
     arr = as_float_array(x)
     result_dtype = arr.dtype
-    work_dtype = compute_dtype(result_dtype)
+    work_dtype = _core_dtype(result_dtype)
     axes = _reduction_axes(axis, arr)
     scale = parse_scale(temperature, base)
     mask = where_mask(where, arr.shape)
@@ -236,6 +293,8 @@ def softmax(x, axis=-1, *, temperature=1.0, base=None, where=None, out=None):
     >>> sm.softmax([2.0, 1.0, 0.1], temperature=0)
     array([1., 0., 0.])
     """
+    if _plain(x, axis, temperature, base, where) and (out is None or _plain_out(x, out)):
+        return _plain_softmax(x, axis, False, out)
     if _foreign(x):
         from . import _generic
 
@@ -270,6 +329,8 @@ def log_softmax(x, axis=-1, *, temperature=1.0, base=None, where=None, out=None)
     >>> float(sm.log_softmax([40.0, 0.0])[0])  # p = 1 - 4.2e-18, still visible
     -4.248354255291589e-18
     """
+    if _plain(x, axis, temperature, base, where) and (out is None or _plain_out(x, out)):
+        return _plain_softmax(x, axis, True, out)
     if _foreign(x):
         from . import _generic
 
@@ -326,6 +387,19 @@ def logsumexp(x, axis=None, *, b=None, keepdims=False, return_sign=False, where=
     >>> sm.logsumexp([[0.0, 0.0], [1.0, -np.inf]], axis=1)
     array([0.69314718, 1.        ])
     """
+    if (
+        b is None
+        and not keepdims
+        and not return_sign
+        and type(x) is np.ndarray
+        and x.ndim >= 1
+        and (axis is None or type(axis) is int)
+        and (axis == x.ndim - 1 or axis == -1 or (axis is None and x.ndim == 1))
+        and _plain(x, -1, 1.0, None, where)
+    ):
+        value = np.empty(x.shape[:-1], dtype=x.dtype)
+        _core.logsumexp(x, value, None)
+        return value[()] if value.ndim == 0 else value
     if _foreign(x):
         from . import _generic
 
@@ -335,7 +409,7 @@ def logsumexp(x, axis=None, *, b=None, keepdims=False, return_sign=False, where=
     x, where = unmask(x, where)
     arr = as_float_array(x)
     result_dtype = arr.dtype
-    work_dtype = compute_dtype(result_dtype)
+    work_dtype = _core_dtype(result_dtype)
     axes = _reduction_axes(axis, arr)
     mask = where_mask(where, arr.shape)
     if b is not None:
@@ -353,7 +427,7 @@ def logsumexp(x, axis=None, *, b=None, keepdims=False, return_sign=False, where=
         # As in SciPy, the weights take part in the result dtype, whatever
         # the shapes.
         result_dtype = np.result_type(result_dtype, b_arr.dtype)
-        work_dtype = compute_dtype(result_dtype)
+        work_dtype = _core_dtype(result_dtype)
         b_arr = np.broadcast_to(b_arr, shape)
 
     x_last = _axes_last(arr, axes) if axes else arr[..., np.newaxis]

@@ -1,11 +1,11 @@
-/* Row kernels of the softmax core: plain C, no Python API. */
+/* Types shared by the kernels, the driver and the module glue: plain C. */
 #ifndef SOFTMAX_KERNELS_H
 #define SOFTMAX_KERNELS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-/* One row: n elements, strides in bytes (64-bit), an optional byte mask. */
+/* One row (or a piece of one): n elements, strides in bytes, optional mask. */
 typedef struct {
     const char *x;
     char *out;
@@ -28,10 +28,59 @@ typedef struct {
 } sm_scale;
 
 enum { SM_ROW_FINITE = 0, SM_ROW_NAN, SM_ROW_POSINF, SM_ROW_EMPTY };
+enum { SM_F16 = 0, SM_F32 = 1, SM_F64 = 2, SM_NDTYPES = 3 };
 
-void sm_softmax_row_f32(const sm_row *row, const sm_scale *sc, int log_mode);
-void sm_softmax_row_f64(const sm_row *row, const sm_scale *sc, int log_mode);
-void sm_logsumexp_row_f32(const sm_row *row, double *out_hi, double *out_lo);
-void sm_logsumexp_row_f64(const sm_row *row, double *out_hi, double *out_lo);
+/* Widest accumulator set of any target (lanes x unroll). */
+#define SM_MAX_LANES 32
+
+/*
+ * Per-lane partial sums of exp(y) over the entries that are not an exact
+ * maximum (y == 0), plus the number of exact maxima. Element j of a row
+ * always lands in lane j mod lanes, whatever the row's layout.
+ */
+typedef struct {
+    double hi[SM_MAX_LANES];
+    double lo[SM_MAX_LANES];
+    /* float64 terms below 2^-1022, summed scaled by 2^128 (see expsum) */
+    double tiny_hi[SM_MAX_LANES];
+    double tiny_lo[SM_MAX_LANES];
+    double count;
+} sm_acc;
+
+/* The vector kernels of one SIMD target, one entry per input dtype. */
+typedef struct {
+    /* v[0..pad) = sign * x with masked entries -inf, padded with -inf to a
+     * multiple of `lanes`; *m = max of v. Returns the SM_ROW_* kind. */
+    int (*load)(const sm_row *row, int negate, double *v, double *m);
+    /* acc += exp((v - m) c) over v[0..npad) (npad a multiple of lanes);
+     * with store != 0 also v[j] = exp(...) */
+    void (*expsum)(double *v, ptrdiff_t npad, double m, const sm_scale *sc, int store,
+                   sm_acc *acc);
+    /* out = e * (inv_hi + inv_lo) from stored e (exp == 0) or from v, m (exp == 1) */
+    void (*write_p)(const double *src, int exp, double m, const sm_scale *sc,
+                    double inv_hi, double inv_lo, const sm_row *row);
+    /* out = (v - m) c - (l_hi + l_lo) */
+    void (*write_log)(const double *v, double m, const sm_scale *sc, double l_hi,
+                      double l_lo, const sm_row *row);
+} sm_dtype_kernels;
+
+typedef struct {
+    const char *name;
+    int lanes;     /* accumulators per row: vector width x unroll */
+    sm_dtype_kernels k[SM_NDTYPES];
+    /* out[j] = exp(y[j]): the vector exp alone, for accuracy tests */
+    void (*exp)(const double *y, double *out, ptrdiff_t n);
+} sm_target;
+
+extern const sm_target sm_target_baseline;
+#if defined(SM_HAVE_AVX2)
+extern const sm_target sm_target_avx2;
+#endif
+#if defined(SM_HAVE_AVX512)
+extern const sm_target sm_target_avx512;
+#endif
+#if defined(SM_HAVE_NEON)
+extern const sm_target sm_target_neon;
+#endif
 
 #endif

@@ -1,108 +1,126 @@
 /*
- * One row of softmax / log_softmax / logsumexp, for one input type.
+ * The vector kernels of one row, for one SIMD target and one input type.
  *
- * Included by kernels.c once per type, with these defined:
- *   IN_T      the element type of x and out (float or double)
- *   SUFFIX    the name suffix of the generated functions (f32, f64)
- *   EXACT_DD  1 to carry x - max and the scaling in double-double (float64),
- *             0 when double is already far wider than IN_T (float32)
+ * Included by kernels_<target>.c (after simd.h) once per type, with:
+ *   IN_T      the element type of x and out (uint16_t holds float16)
+ *   SUFFIX    the name suffix of the generated functions (f16, f32, f64)
+ *   EXACT_DD  1 to carry x - max and the scaling in double-double and to
+ *             sum with TwoSum (float64); 0 when double is already far wider
+ *             than IN_T (float16, float32: one rounding at the end suffices)
+ *   LOADV(p), STOREV(p, v)   W elements of IN_T <-> a vector of doubles
+ *   LOAD1(p), STORE1(p, d)   one element, for strided, masked and tail work
  *
- * Every row takes the same three passes whether it is contiguous or strided,
- * so a strided row gives the same bits as a contiguous copy of it:
- *   1. scan: max of the oriented values v = sign * x over unmasked entries,
- *      NaN and +inf detection, index of the first maximum;
- *   2. s_rest = sum of exp(y_j) over all unmasked j except that first
- *      maximum, where y_j = (v_j - max) * |c|, accumulated with TwoSum
- *      (so 1 + s_rest is the usual sum, and log1p(s_rest) keeps log_softmax's
- *      tiny negative values when one entry dominates);
- *   3. write p_j = exp(y_j) / (1 + s_rest) or y_j - log1p(s_rest).
- * The arithmetic is in double for both types; float32 rounds once at the end.
+ * A row goes through the driver (driver.c) as three steps:
+ *   load   v = sign * x into a double scratch (masked entries -inf), padded
+ *          with -inf to a multiple of the lane count; max and NaN scan.
+ *   expsum s_rest = sum of exp((v_j - max) c) over the entries that are not
+ *          an exact maximum (their exp is exactly 1: they are counted
+ *          instead, so log1p(s_rest) keeps log_softmax's tiny values when
+ *          one entry dominates); element j always goes to accumulator
+ *          j mod lanes.
+ *   write  p_j = e_j / (1 + s_rest) or y_j - log1p(s_rest).
+ * Strided, masked and contiguous rows differ only in how `load` fills the
+ * scratch and how `write` stores: the arithmetic in between is the same
+ * lane for lane, so they give the same bits.
  */
 #ifndef IN_T
-#error "kernels.template.c needs IN_T, SUFFIX and EXACT_DD defined by its includer"
+#error "kernels.template.c needs IN_T, SUFFIX, EXACT_DD, LOADV, STOREV, LOAD1, STORE1"
 #endif
 
 #define SM_CAT_(a, b) a##_##b
 #define SM_CAT(a, b) SM_CAT_(a, b)
 #define SM_FN(name) SM_CAT(name, SUFFIX)
 
-#define X_AT(j) ((double)*(const IN_T *)(row->x + (j) * row->x_stride))
-#define OUT_AT(j) (*(IN_T *)(row->out + (j) * row->out_stride))
-#define KEEP(j) (row->mask == NULL || row->mask[(j) * row->mask_stride])
+#ifndef SM_U
+#define SM_U 2                 /* accumulators per vector lane */
+#define SM_L (SM_W * SM_U)     /* lanes of a row's sum */
+#define SM_CHUNK 256           /* elements staged for a strided store */
+#endif
 
-/* y = (v - m) * c as hi + lo; returns 0 when y is -inf (exp(y) == 0). */
-static inline int
-SM_FN(shifted)(double v, double m, const sm_scale *sc, double *y_hi, double *y_lo)
+/* y = (v - m) c as hi + lo for one vector; d_hi == 0 marks exact maxima. */
+static inline void
+SM_FN(shift)(vd v, vd m, const sm_scale *sc, vd c_hi, vd c_lo, vd *d_hi, vd *y_hi, vd *y_lo)
 {
-    double d_hi = v - m;
+    vd d = vd_sub(v, m);
+    *d_hi = d;
 #if EXACT_DD
-    double d_lo;
-    if (!(d_hi > -HUGE_VAL)) {
-        return 0;
-    }
-    /* TwoSum: v - m rounded, and the exact rounding error */
-    {
-        double bb = d_hi - v;
-        d_lo = (v - (d_hi - bb)) + (-m - bb);
-    }
+    /* TwoSum: v - m rounded, and its exact rounding error */
+    vd bb = vd_sub(d, v);
+    vd d_lo = vd_add(vd_sub(v, vd_sub(d, bb)), vd_sub(vd_sub(vd_set1(0.0), m), bb));
     if (sc->scaled) {
-        double p = d_hi * sc->c_hi;
-        if (!(p > -HUGE_VAL)) {
-            return 0;
-        }
-        *y_lo = fma(d_hi, sc->c_hi, -p) + fma(d_hi, sc->c_lo, d_lo * sc->c_hi);
+        vd p = vd_mul(d, c_hi);
+        *y_lo = vd_add(vd_fma(d, c_hi, vd_sub(vd_set1(0.0), p)),
+                       vd_fma(d, c_lo, vd_mul(d_lo, c_hi)));
         *y_hi = p;
     }
     else {
-        *y_hi = d_hi;
+        *y_hi = d;
         *y_lo = d_lo;
     }
 #else
-    if (sc->scaled) {
-        d_hi *= sc->c_hi;
-    }
-    if (!(d_hi > -HUGE_VAL)) {
-        return 0;
-    }
-    *y_hi = d_hi;
-    *y_lo = 0.0;
+    (void)c_lo;
+    *y_hi = sc->scaled ? vd_mul(d, c_hi) : d;
+    *y_lo = vd_set1(0.0);
 #endif
-    return 1;
 }
 
-/*
- * Pass 1. Returns the kind of row; fills *m_out (max of v) and *arg (first
- * index of the max, or of the first +inf).
- */
 static int
-SM_FN(scan)(const sm_row *row, double sign, double *m_out, npy_intp *arg, npy_intp *n_posinf)
+SM_FN(load)(const sm_row *row, int negate, double *v, double *m_out)
 {
+    const ptrdiff_t n = row->n;
+    const ptrdiff_t npad = (n + SM_L - 1) / SM_L * SM_L;
+    const double sign = negate ? -1.0 : 1.0;
+    vd mx[SM_U];
+    vb nan = vd_lt(vd_set1(0.0), vd_set1(0.0));
+    for (int u = 0; u < SM_U; u++) {
+        mx[u] = vd_set1(-HUGE_VAL);
+    }
+    ptrdiff_t j = 0;
+    if (row->mask == NULL && row->x_stride == (ptrdiff_t)sizeof(IN_T)) {
+        /* the common case: convert and scan in one pass over x */
+        const IN_T *x = (const IN_T *)row->x;
+        const vd vsign = vd_set1(sign);
+        for (; j + SM_L <= n; j += SM_L) {
+            for (int u = 0; u < SM_U; u++) {
+                vd a = vd_mul(LOADV(x + j + u * SM_W), vsign);
+                vd_store(v + j + u * SM_W, a);
+                nan = vb_or(nan, vd_unord(a, a));
+                mx[u] = vd_max(mx[u], a);
+            }
+        }
+    }
+    const ptrdiff_t scanned = j;
+    for (; j < n; j++) {
+        if (row->mask != NULL && !row->mask[j * row->mask_stride]) {
+            v[j] = -HUGE_VAL;
+        }
+        else {
+            v[j] = sign * LOAD1(row->x + j * row->x_stride);
+        }
+    }
+    for (; j < npad; j++) {
+        v[j] = -HUGE_VAL;
+    }
+    for (j = scanned; j < npad; j += SM_L) {
+        for (int u = 0; u < SM_U; u++) {
+            vd a = vd_load(v + j + u * SM_W);
+            nan = vb_or(nan, vd_unord(a, a));
+            mx[u] = vd_max(mx[u], a);
+        }
+    }
+    double lanes[SM_L];
+    for (int u = 0; u < SM_U; u++) {
+        vd_store(lanes + u * SM_W, mx[u]);
+    }
     double m = -HUGE_VAL;
-    npy_intp a = -1, k = 0;
-    int nan = 0;
-    for (npy_intp j = 0; j < row->n; j++) {
-        if (!KEEP(j)) {
-            continue;
-        }
-        double v = sign * X_AT(j);
-        if (v != v) {
-            nan = 1;
-        }
-        else if (v > m) {
-            m = v;
-            a = j;
-        }
-        if (v == HUGE_VAL) {
-            k++;
-        }
+    for (int l = 0; l < SM_L; l++) {
+        m = lanes[l] > m ? lanes[l] : m;
     }
     *m_out = m;
-    *arg = a;
-    *n_posinf = k;
-    if (nan) {
+    if (vb_any(nan)) {
         return SM_ROW_NAN;
     }
-    if (k > 0) {
+    if (m == HUGE_VAL) {
         return SM_ROW_POSINF;
     }
     if (!(m > -HUGE_VAL)) {
@@ -111,188 +129,167 @@ SM_FN(scan)(const sm_row *row, double sign, double *m_out, npy_intp *arg, npy_in
     return SM_ROW_FINITE;
 }
 
-#if EXACT_DD && !defined(SM_TINY_DEFINED)
-#define SM_TINY_DEFINED
-/*
- * Below y = ln(2^-1022) exp(y) is subnormal: each such term would be rounded
- * to the fixed quantum 2^-1074, and those absolute errors add up. They decide
- * the result when the rest sum is itself tiny (log_softmax of a dominant
- * entry, logsumexp near 0: both are -+log1p(rest) ~ -+rest). Such terms are
- * summed scaled by 2^SM_TINY_SHIFT, as exp(y + SM_TINY_SHIFT ln 2), and
- * scaled back once at the end.
- */
-#define SM_TINY_Y (-708.0)
-#define SM_TINY_SHIFT 128
-static const double sm_tiny_ln2_hi = 0x1.62e42fefa39efp+6;   /* 128 ln 2, hi */
-static const double sm_tiny_ln2_lo = 0x1.abc9e3b39803fp-49;  /* 128 ln 2, lo */
-#endif
-
-/* Pass 2: s_rest as an unevaluated sum hi + lo. */
 static void
-SM_FN(sum_rest)(const sm_row *row, double sign, double m, npy_intp arg,
-                const sm_scale *sc, double *s_hi, double *s_lo)
+SM_FN(expsum)(double *v, ptrdiff_t npad, double m, const sm_scale *sc, int store, sm_acc *acc)
 {
-    double s = 0.0, comp = 0.0;
+    const sm_exp_table tab = sm_table_load(sm_exp_bits, sm_exp_tail);
+    const vd vm = vd_set1(m), c_hi = vd_set1(sc->c_hi), c_lo = vd_set1(sc->c_lo);
+    const vd zero = vd_set1(0.0), one = vd_set1(1.0);
+    vd s[SM_U], comp[SM_U], cnt = zero;
 #if EXACT_DD
-    double s_tiny = 0.0, comp_tiny = 0.0;  /* terms scaled by 2^SM_TINY_SHIFT */
+    vd ts[SM_U], tc[SM_U];
+    const vd tiny_y = vd_set1(-708.0);
+    const vd sh_hi = vd_set1(0x1.62e42fefa39efp+6), sh_lo = vd_set1(0x1.abc9e3b39803fp-49);
 #endif
-    for (npy_intp j = 0; j < row->n; j++) {
-        double y_hi, y_lo;
-        if (j == arg || !KEEP(j)) {
-            continue;
-        }
-        if (!SM_FN(shifted)(sign * X_AT(j), m, sc, &y_hi, &y_lo)) {
-            continue;
-        }
+    for (int u = 0; u < SM_U; u++) {
+        s[u] = vd_load(acc->hi + u * SM_W);
+        comp[u] = vd_load(acc->lo + u * SM_W);
 #if EXACT_DD
-        if (y_hi < SM_TINY_Y) {
-            /* a = y + 128 ln 2 as hi + lo (TwoSum), then exp(a) (1 + a_lo) */
-            double a = y_hi + sm_tiny_ln2_hi;
-            double bb = a - y_hi;
-            double a_lo = ((y_hi - (a - bb)) + (sm_tiny_ln2_hi - bb)) + (y_lo + sm_tiny_ln2_lo);
-            double et = exp(a);
-            et = fma(et, a_lo, et);
-            double t = s_tiny + et;
-            double z = t - s_tiny;
-            comp_tiny += (s_tiny - (t - z)) + (et - z);
-            s_tiny = t;
-            continue;
-        }
-        double e = exp(y_hi);
-        e = fma(e, y_lo, e);  /* exp(hi + lo) = exp(hi) (1 + lo), |lo| < ulp(hi) */
+        ts[u] = vd_load(acc->tiny_hi + u * SM_W);
+        tc[u] = vd_load(acc->tiny_lo + u * SM_W);
+#endif
+    }
+    for (ptrdiff_t j = 0; j < npad; j += SM_L) {
+        for (int u = 0; u < SM_U; u++) {
+            vd d, y_hi, y_lo;
+            SM_FN(shift)(vd_load(v + j + u * SM_W), vm, sc, c_hi, c_lo, &d, &y_hi, &y_lo);
+            vd e = sm_vexp(&tab, y_hi, y_lo, EXACT_DD);
+            if (store) {
+                vd_store(v + j + u * SM_W, e);
+            }
+            vb top = vd_eq(d, zero);
+            cnt = vd_add(cnt, vd_select(top, one, zero));
+            e = vd_select(top, zero, e);
+#if EXACT_DD
+            vb tiny = vd_lt(y_hi, tiny_y);
+            if (vb_any(tiny)) {
+                /* Subnormal terms would each be rounded to the fixed quantum
+                 * 2^-1074, and those errors add up when the rest sum is
+                 * itself tiny (log_softmax of a dominant entry, logsumexp
+                 * near 0). Sum them as exp(y + 128 ln2) instead, scaled
+                 * back once in the driver. */
+                vd a = vd_add(y_hi, sh_hi);
+                vd bb = vd_sub(a, y_hi);
+                vd a_lo = vd_add(vd_add(vd_sub(y_hi, vd_sub(a, bb)), vd_sub(sh_hi, bb)),
+                                 vd_add(y_lo, sh_lo));
+                vd et = vd_select(tiny, sm_vexp(&tab, a, a_lo, 1), zero);
+                vd tt = vd_add(ts[u], et);
+                vd tz = vd_sub(tt, ts[u]);
+                tc[u] = vd_add(tc[u], vd_add(vd_sub(ts[u], vd_sub(tt, tz)), vd_sub(et, tz)));
+                ts[u] = tt;
+                e = vd_select(tiny, zero, e);
+            }
+            /* TwoSum: comp collects every rounding error of s */
+            vd t = vd_add(s[u], e);
+            vd z = vd_sub(t, s[u]);
+            comp[u] = vd_add(comp[u], vd_add(vd_sub(s[u], vd_sub(t, z)), vd_sub(e, z)));
+            s[u] = t;
 #else
-        double e = exp(y_hi);
+            s[u] = vd_add(s[u], e);
 #endif
-        /* TwoSum accumulation: comp collects every rounding error of s */
-        double t = s + e;
-        double z = t - s;
-        comp += (s - (t - z)) + (e - z);
-        s = t;
+        }
     }
+    double c[SM_W];
+    vd_store(c, cnt);
+    for (int l = 0; l < SM_W; l++) {
+        acc->count += c[l];
+    }
+    for (int u = 0; u < SM_U; u++) {
+        vd_store(acc->hi + u * SM_W, s[u]);
+        vd_store(acc->lo + u * SM_W, comp[u]);
 #if EXACT_DD
-    if (s_tiny != 0.0) {
-        /* one rounding, at the real quantum, for all the subnormal terms */
-        comp += ldexp(s_tiny + comp_tiny, -SM_TINY_SHIFT);
-    }
+        vd_store(acc->tiny_hi + u * SM_W, ts[u]);
+        vd_store(acc->tiny_lo + u * SM_W, tc[u]);
 #endif
-    *s_hi = s + comp;
-    *s_lo = comp - (*s_hi - s);
-}
-
-/* Rows that are not finite: NaN, +inf sharing, empty. */
-static void
-SM_FN(write_special)(const sm_row *row, double sign, int kind, npy_intp n_posinf, int log_mode)
-{
-    const double zero = log_mode ? -HUGE_VAL : 0.0;
-    /* 0.0 - log(k), not -log(k): a lone +inf has log-share +0, not -0 */
-    const double share = log_mode ? 0.0 - log((double)n_posinf) : 1.0 / (double)n_posinf;
-    for (npy_intp j = 0; j < row->n; j++) {
-        double r;
-        if (!KEEP(j)) {
-            r = zero;
-        }
-        else if (kind == SM_ROW_NAN) {
-            r = NAN;
-        }
-        else if (kind == SM_ROW_POSINF && sign * X_AT(j) == HUGE_VAL) {
-            r = share;
-        }
-        else {
-            r = zero;
-        }
-        OUT_AT(j) = (IN_T)r;
-    }
-}
-
-void
-SM_FN(sm_softmax_row)(const sm_row *row, const sm_scale *sc, int log_mode)
-{
-    const double sign = sc->negate ? -1.0 : 1.0;
-    double m;
-    npy_intp arg, n_posinf;
-    int kind = SM_FN(scan)(row, sign, &m, &arg, &n_posinf);
-    if (kind != SM_ROW_FINITE) {
-        SM_FN(write_special)(row, sign, kind, n_posinf, log_mode);
-        return;
-    }
-    double r_hi, r_lo;
-    SM_FN(sum_rest)(row, sign, m, arg, sc, &r_hi, &r_lo);
-
-    if (log_mode) {
-        /* log(1 + s_rest), plus the first-order effect of s_rest's low part */
-        const double l_hi = log1p(r_hi);
-        const double l_lo = r_lo / (1.0 + r_hi);
-        for (npy_intp j = 0; j < row->n; j++) {
-            double y_hi, y_lo, r;
-            if (KEEP(j) && SM_FN(shifted)(sign * X_AT(j), m, sc, &y_hi, &y_lo)) {
-                r = (y_hi - l_hi) + (y_lo - l_lo);
-            }
-            else {
-                r = -HUGE_VAL;
-            }
-            OUT_AT(j) = (IN_T)r;
-        }
-        return;
-    }
-
-    /* s = 1 + s_rest exactly as hi + lo (TwoSum), then p = e / s with one
-     * correction term carrying both y's and s's low parts */
-    double s_hi = 1.0 + r_hi;
-    double s_lo;
-    {
-        double bb = s_hi - 1.0;
-        s_lo = ((1.0 - (s_hi - bb)) + (r_hi - bb)) + r_lo;
-    }
-    const double s_rel = s_lo / s_hi;
-    for (npy_intp j = 0; j < row->n; j++) {
-        double y_hi, y_lo, r;
-        if (KEEP(j) && SM_FN(shifted)(sign * X_AT(j), m, sc, &y_hi, &y_lo)) {
-            double q = exp(y_hi) / s_hi;
-            r = fma(q, y_lo - s_rel, q);
-        }
-        else {
-            r = 0.0;
-        }
-        OUT_AT(j) = (IN_T)r;
     }
 }
 
 /*
- * logsumexp of one row as hi + lo (the caller rounds once). Returns NaN for a
- * NaN row, +inf when +inf is present, -inf for an empty row.
+ * Runs the statement (which sets `vd p` from the vector at index j of the scratch)
+ * over the row and stores p as IN_T: straight into a contiguous out, or
+ * staged and scattered for a strided one. The tail vector reads the -inf
+ * padding and stores only the row's own elements.
  */
-void
-SM_FN(sm_logsumexp_row)(const sm_row *row, double *out_hi, double *out_lo)
+#define SM_EMIT(...)                                                                \
+    do {                                                                           \
+        const ptrdiff_t n_ = row->n;                                               \
+        const int contig_ = row->out_stride == (ptrdiff_t)sizeof(IN_T);            \
+        IN_T buf_[SM_CHUNK];                                                       \
+        for (ptrdiff_t j0_ = 0; j0_ < n_; j0_ += SM_CHUNK) {                       \
+            const ptrdiff_t len_ = n_ - j0_ < SM_CHUNK ? n_ - j0_ : SM_CHUNK;      \
+            IN_T *dst_ = contig_ ? (IN_T *)row->out + j0_ : buf_;                  \
+            ptrdiff_t i_ = 0;                                                      \
+            for (; i_ + SM_W <= len_; i_ += SM_W) {                                \
+                const ptrdiff_t j = j0_ + i_;                                      \
+                vd p;                                                              \
+                __VA_ARGS__;                                                       \
+                STOREV(dst_ + i_, p);                                              \
+            }                                                                      \
+            if (i_ < len_) {                                                       \
+                const ptrdiff_t j = j0_ + i_;                                      \
+                IN_T t_[SM_W];                                                     \
+                vd p;                                                              \
+                __VA_ARGS__;                                                       \
+                STOREV(t_, p);                                                     \
+                memcpy(dst_ + i_, t_, (size_t)(len_ - i_) * sizeof(IN_T));         \
+            }                                                                      \
+            if (!contig_) {                                                        \
+                for (ptrdiff_t k_ = 0; k_ < len_; k_++) {                          \
+                    *(IN_T *)(row->out + (j0_ + k_) * row->out_stride) = buf_[k_]; \
+                }                                                                  \
+            }                                                                      \
+        }                                                                          \
+    } while (0)
+
+static void
+SM_FN(write_p)(const double *src, int exp, double m, const sm_scale *sc, double inv_hi,
+               double inv_lo, const sm_row *row)
 {
-    static const sm_scale unit = {1.0, 0.0, 0, 0};
-    double m;
-    npy_intp arg, n_posinf;
-    int kind = SM_FN(scan)(row, 1.0, &m, &arg, &n_posinf);
-    *out_lo = 0.0;
-    switch (kind) {
-        case SM_ROW_NAN: *out_hi = NAN; return;
-        case SM_ROW_POSINF: *out_hi = HUGE_VAL; return;
-        case SM_ROW_EMPTY: *out_hi = -HUGE_VAL; return;
-        default: break;
+    const sm_exp_table tab = sm_table_load(sm_exp_bits, sm_exp_tail);
+    const vd vm = vd_set1(m), c_hi = vd_set1(sc->c_hi), c_lo = vd_set1(sc->c_lo);
+    const vd vi_hi = vd_set1(inv_hi), vi_lo = vd_set1(inv_lo);
+    (void)vi_lo;
+#if EXACT_DD
+    /* p = e (inv_hi + inv_lo) with one rounding: inv is 1/s to ~2^-104 */
+#define SM_P(e) vd_fma((e), vi_hi, vd_mul((e), vi_lo))
+#else
+#define SM_P(e) vd_mul((e), vi_hi)
+#endif
+    if (exp) {
+        SM_EMIT({
+            vd d_, yh_, yl_;
+            SM_FN(shift)(vd_load(src + j), vm, sc, c_hi, c_lo, &d_, &yh_, &yl_);
+            vd e_ = sm_vexp(&tab, yh_, yl_, EXACT_DD);
+            p = SM_P(e_);
+        });
     }
-    double r_hi, r_lo;
-    SM_FN(sum_rest)(row, 1.0, m, arg, &unit, &r_hi, &r_lo);
-    const double l_hi = log1p(r_hi);
-    const double l_lo = r_lo / (1.0 + r_hi);
-    /* m + log1p(s_rest): TwoSum keeps the rounding error of the addition */
-    double t = m + l_hi;
-    *out_hi = t;
-    if (t == HUGE_VAL) {
-        return;  /* overflow: +inf is the correctly rounded result */
+    else {
+        SM_EMIT({ p = SM_P(vd_load(src + j)); });
     }
-    double bb = t - m;
-    double err = (m - (t - bb)) + (l_hi - bb);
-    *out_lo = err + l_lo;
+#undef SM_P
 }
 
-#undef X_AT
-#undef OUT_AT
-#undef KEEP
+static void
+SM_FN(write_log)(const double *v, double m, const sm_scale *sc, double l_hi, double l_lo,
+                 const sm_row *row)
+{
+    const vd vm = vd_set1(m), c_hi = vd_set1(sc->c_hi), c_lo = vd_set1(sc->c_lo);
+    const vd vl_hi = vd_set1(l_hi), vl_lo = vd_set1(l_lo);
+    const vd ninf = vd_set1(-HUGE_VAL), lowest = vd_set1(-0x1.fffffffffffffp+1023);
+    (void)vl_lo;
+    SM_EMIT({
+        vd d_, yh_, yl_;
+        SM_FN(shift)(vd_load(v + j), vm, sc, c_hi, c_lo, &d_, &yh_, &yl_);
+#if EXACT_DD
+        p = vd_add(vd_sub(yh_, vl_hi), vd_sub(yl_, vl_lo));
+#else
+        p = vd_sub(yh_, vl_hi);
+#endif
+        /* -inf scores (and masked entries) stay -inf, never NaN from y_lo */
+        p = vd_select(vd_lt(yh_, lowest), ninf, p);
+    });
+}
+
 #undef SM_FN
 #undef SM_CAT
 #undef SM_CAT_

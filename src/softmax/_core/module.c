@@ -1,12 +1,12 @@
 /*
- * softmax._core: the Python glue around the row kernels.
+ * softmax._core: the Python glue around the driver and kernels.
  *
  * The Python layer (softmax/_api.py) has already validated and normalized
- * every argument: x is an aligned, native-order float32/float64 array whose
+ * every argument: x is an aligned, native-order float16/32/64 array whose
  * reduction axis is the last one, out has x's dtype and the right shape and
  * is writeable, the mask (if any) is a bool array broadcast to x's shape.
- * This file re-checks only what it needs to stay memory safe, walks the
- * outer indices, and runs the rows with the GIL released.
+ * This file re-checks only what it needs to stay memory safe, plans the
+ * call, and runs it with the GIL released.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -14,11 +14,14 @@
 #include <numpy/arrayobject.h>
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "kernels.h"
+#include "dispatch.h"
+#include "driver.h"
+#include "threads.h"
 
-/* Raises TypeError unless obj is an aligned native float32/float64 ndarray. */
+/* Raises TypeError unless obj is an aligned native float16/32/64 ndarray. */
 static PyArrayObject *
 as_float_array(PyObject *obj, const char *name, int writeable)
 {
@@ -28,10 +31,10 @@ as_float_array(PyObject *obj, const char *name, int writeable)
     }
     PyArrayObject *a = (PyArrayObject *)obj;
     int t = PyArray_TYPE(a);
-    if ((t != NPY_FLOAT32 && t != NPY_FLOAT64) || !PyArray_ISALIGNED(a) ||
+    if ((t != NPY_FLOAT16 && t != NPY_FLOAT32 && t != NPY_FLOAT64) || !PyArray_ISALIGNED(a) ||
         !PyArray_ISNOTSWAPPED(a)) {
         PyErr_Format(PyExc_TypeError,
-                     "%s must be an aligned native float32 or float64 array", name);
+                     "%s must be an aligned native float16, float32 or float64 array", name);
         return NULL;
     }
     if (writeable && !PyArray_ISWRITEABLE(a)) {
@@ -39,6 +42,16 @@ as_float_array(PyObject *obj, const char *name, int writeable)
         return NULL;
     }
     return a;
+}
+
+static int
+dtype_code(PyArrayObject *a)
+{
+    switch (PyArray_TYPE(a)) {
+        case NPY_FLOAT16: return SM_F16;
+        case NPY_FLOAT32: return SM_F32;
+        default: return SM_F64;
+    }
 }
 
 static int
@@ -55,75 +68,76 @@ same_shape(PyArrayObject *a, PyArrayObject *b, int ndim)
     return 1;
 }
 
-static PyArrayObject *
-as_mask(PyObject *obj, PyArrayObject *x)
+static int
+as_mask(PyObject *obj, PyArrayObject *x, PyArrayObject **mask)
 {
+    *mask = NULL;
     if (obj == Py_None) {
-        return NULL;
+        return 0;
     }
     if (!PyArray_Check(obj) || PyArray_TYPE((PyArrayObject *)obj) != NPY_BOOL ||
         !same_shape(x, (PyArrayObject *)obj, PyArray_NDIM(x))) {
         PyErr_SetString(PyExc_TypeError, "where must be a bool array of x's shape");
-        return NULL;
+        return -1;
     }
-    return (PyArrayObject *)obj;
+    *mask = (PyArrayObject *)obj;
+    return 0;
 }
 
-/*
- * Walks every outer index of x (all axes but the last) in C order, keeping
- * byte offsets for x, out and the mask: 64-bit offsets, no overflow for any
- * array NumPy can allocate.
- */
-typedef struct {
-    int outer_ndim;
-    npy_intp dims[NPY_MAXDIMS];
-    npy_intp x_strides[NPY_MAXDIMS];
-    npy_intp o_strides[NPY_MAXDIMS];
-    npy_intp m_strides[NPY_MAXDIMS];
-    npy_intp index[NPY_MAXDIMS];
-    npy_intp x_off, o_off, m_off;
-} outer_walk;
-
+/* Fills the job's geometry from x (reduced along its last axis). */
 static void
-walk_init(outer_walk *w, PyArrayObject *x, PyArrayObject *out, int out_ndim,
-          PyArrayObject *mask)
+job_init(sm_job *job, PyArrayObject *x, PyArrayObject *out, int out_has_last,
+         PyArrayObject *mask)
 {
-    memset(w, 0, sizeof(*w));
-    w->outer_ndim = PyArray_NDIM(x) - 1;
-    for (int d = 0; d < w->outer_ndim; d++) {
-        w->dims[d] = PyArray_DIM(x, d);
-        w->x_strides[d] = PyArray_STRIDE(x, d);
-        w->o_strides[d] = d < out_ndim ? PyArray_STRIDE(out, d) : 0;
-        w->m_strides[d] = mask ? PyArray_STRIDE(mask, d) : 0;
+    const int nd = PyArray_NDIM(x);
+    memset(job, 0, offsetof(sm_job, dims));
+    job->tg = sm_active;
+    job->dtype = dtype_code(x);
+    job->outer_ndim = nd - 1;
+    job->rows = 1;
+    for (int d = 0; d < nd - 1; d++) {
+        job->dims[d] = PyArray_DIM(x, d);
+        job->x_strides[d] = PyArray_STRIDE(x, d);
+        job->o_strides[d] = PyArray_STRIDE(out, d);
+        job->m_strides[d] = mask ? PyArray_STRIDE(mask, d) : 0;
+        job->rows *= PyArray_DIM(x, d);
     }
+    job->x = PyArray_BYTES(x);
+    job->out = PyArray_BYTES(out);
+    job->mask = mask ? (const unsigned char *)PyArray_BYTES(mask) : NULL;
+    job->n = PyArray_DIM(x, nd - 1);
+    job->x_stride = PyArray_STRIDE(x, nd - 1);
+    job->out_stride = out_has_last ? PyArray_STRIDE(out, nd - 1) : 0;
+    job->mask_stride = mask ? PyArray_STRIDE(mask, nd - 1) : 0;
 }
 
-static void
-walk_next(outer_walk *w)
+/* Allocates the per-thread memory, runs the job without the GIL, frees. */
+static PyObject *
+run_job(sm_job *job)
 {
-    for (int d = w->outer_ndim - 1; d >= 0; d--) {
-        w->index[d]++;
-        w->x_off += w->x_strides[d];
-        w->o_off += w->o_strides[d];
-        w->m_off += w->m_strides[d];
-        if (w->index[d] < w->dims[d]) {
-            return;
+    double stack_scratch[512];
+    sm_part stack_parts[1];
+    job->nthreads = sm_plan_threads(job, sm_get_num_threads());
+    const size_t ns = (size_t)sm_scratch_doubles(job) * (size_t)job->nthreads;
+    const size_t np = (size_t)sm_n_parts(job) * (size_t)job->nthreads;
+    void *heap = NULL;
+    if (ns <= 512 && np <= 1) {
+        job->scratch = stack_scratch;
+        job->parts = stack_parts;
+    }
+    else {
+        heap = malloc(ns * sizeof(double) + np * sizeof(sm_part) + 64);
+        if (heap == NULL) {
+            return PyErr_NoMemory();
         }
-        w->x_off -= w->x_strides[d] * w->dims[d];
-        w->o_off -= w->o_strides[d] * w->dims[d];
-        w->m_off -= w->m_strides[d] * w->dims[d];
-        w->index[d] = 0;
+        job->scratch = (double *)heap;
+        job->parts = (sm_part *)(job->scratch + ns);
     }
-}
-
-static npy_intp
-n_rows(PyArrayObject *x)
-{
-    npy_intp rows = 1;
-    for (int d = 0; d < PyArray_NDIM(x) - 1; d++) {
-        rows *= PyArray_DIM(x, d);
-    }
-    return rows;
+    Py_BEGIN_ALLOW_THREADS
+    sm_run(job);
+    Py_END_ALLOW_THREADS
+    free(heap);
+    Py_RETURN_NONE;
 }
 
 PyDoc_STRVAR(softmax_doc,
@@ -151,51 +165,25 @@ core_softmax(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "out must match x in dtype and shape (internal)");
         return NULL;
     }
-    PyArrayObject *mask = as_mask(mask_obj, x);
-    if (mask == NULL && PyErr_Occurred()) {
+    PyArrayObject *mask;
+    if (as_mask(mask_obj, x, &mask) < 0) {
         return NULL;
     }
     if (!(c_hi == c_hi) || c_hi == 0.0 || isinf(c_hi)) {
         PyErr_SetString(PyExc_ValueError, "scale must be finite and nonzero (internal)");
         return NULL;
     }
-    sm_scale sc;
-    sc.negate = c_hi < 0;
-    sc.c_hi = fabs(c_hi);
-    sc.c_lo = sc.negate ? -c_lo : c_lo;
-    sc.scaled = !(c_hi == 1.0 && c_lo == 0.0);
-
-    const int nd = PyArray_NDIM(x);
-    const npy_intp rows = n_rows(x);
-    sm_row row;
-    row.n = PyArray_DIM(x, nd - 1);
-    row.x_stride = PyArray_STRIDE(x, nd - 1);
-    row.out_stride = PyArray_STRIDE(out, nd - 1);
-    row.mask_stride = mask ? PyArray_STRIDE(mask, nd - 1) : 0;
-    const int is_f32 = PyArray_TYPE(x) == NPY_FLOAT32;
-
-    outer_walk w;
-    walk_init(&w, x, out, nd - 1, mask);
-    const char *xb = PyArray_BYTES(x);
-    char *ob = PyArray_BYTES(out);
-    const char *mb = mask ? PyArray_BYTES(mask) : NULL;
-
-    NPY_BEGIN_THREADS_DEF;
-    NPY_BEGIN_THREADS;
-    for (npy_intp r = 0; r < rows && row.n > 0; r++) {
-        row.x = xb + w.x_off;
-        row.out = ob + w.o_off;
-        row.mask = mb ? (const unsigned char *)(mb + w.m_off) : NULL;
-        if (is_f32) {
-            sm_softmax_row_f32(&row, &sc, log_mode);
-        }
-        else {
-            sm_softmax_row_f64(&row, &sc, log_mode);
-        }
-        walk_next(&w);
+    sm_job job;
+    job_init(&job, x, out, 1, mask);
+    job.mode = log_mode ? SM_MODE_LOG : SM_MODE_SOFTMAX;
+    job.sc.negate = c_hi < 0;
+    job.sc.c_hi = fabs(c_hi);
+    job.sc.c_lo = job.sc.negate ? -c_lo : c_lo;
+    job.sc.scaled = !(c_hi == 1.0 && c_lo == 0.0);
+    if (job.n == 0) {
+        Py_RETURN_NONE;
     }
-    NPY_END_THREADS;
-    Py_RETURN_NONE;
+    return run_job(&job);
 }
 
 PyDoc_STRVAR(logsumexp_doc,
@@ -221,48 +209,111 @@ core_logsumexp(PyObject *self, PyObject *args)
                         "out must have x's dtype and shape x.shape[:-1] (internal)");
         return NULL;
     }
-    PyArrayObject *mask = as_mask(mask_obj, x);
-    if (mask == NULL && PyErr_Occurred()) {
+    PyArrayObject *mask;
+    if (as_mask(mask_obj, x, &mask) < 0) {
         return NULL;
     }
-    const npy_intp rows = n_rows(x);
-    sm_row row;
-    row.n = PyArray_DIM(x, nd - 1);
-    row.x_stride = PyArray_STRIDE(x, nd - 1);
-    row.out = NULL;
-    row.out_stride = 0;
-    row.mask_stride = mask ? PyArray_STRIDE(mask, nd - 1) : 0;
-    const int is_f32 = PyArray_TYPE(x) == NPY_FLOAT32;
+    sm_job job;
+    job_init(&job, x, out, 0, mask);
+    job.mode = SM_MODE_LSE;
+    job.sc.c_hi = 1.0;
+    return run_job(&job);
+}
 
-    outer_walk w;
-    walk_init(&w, x, out, nd - 1, mask);
-    const char *xb = PyArray_BYTES(x);
-    char *ob = PyArray_BYTES(out);
-    const char *mb = mask ? PyArray_BYTES(mask) : NULL;
-
-    NPY_BEGIN_THREADS_DEF;
-    NPY_BEGIN_THREADS;
-    for (npy_intp r = 0; r < rows; r++) {
-        double hi, lo;
-        row.x = xb + w.x_off;
-        row.mask = mb ? (const unsigned char *)(mb + w.m_off) : NULL;
-        if (is_f32) {
-            sm_logsumexp_row_f32(&row, &hi, &lo);
-            *(float *)(ob + w.o_off) = (float)(hi + lo);
-        }
-        else {
-            sm_logsumexp_row_f64(&row, &hi, &lo);
-            *(double *)(ob + w.o_off) = hi + lo;
-        }
-        walk_next(&w);
+static PyObject *
+core_set_num_threads(PyObject *self, PyObject *arg)
+{
+    long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred()) {
+        return NULL;
     }
-    NPY_END_THREADS;
+    sm_set_num_threads(n < 1 ? 1 : (n > SM_MAX_THREADS ? SM_MAX_THREADS : (int)n));
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+core_get_num_threads(PyObject *self, PyObject *noargs)
+{
+    return PyLong_FromLong(sm_get_num_threads());
+}
+
+PyDoc_STRVAR(config_doc,
+"_config() -> dict\n--\n\n"
+"Internal: compiled, supported and allowed SIMD targets, the chosen one,\n"
+"unknown names in SOFTMAX_DISABLE_CPU_FEATURES, and the thread limit.");
+
+static PyObject *
+core_config(PyObject *self, PyObject *noargs)
+{
+    int n;
+    const sm_target_info *info = sm_dispatch_targets(&n);
+    PyObject *compiled = PyList_New(0), *supported = PyList_New(0), *allowed = PyList_New(0);
+    if (compiled == NULL || supported == NULL || allowed == NULL) {
+        goto fail;
+    }
+    for (int i = 0; i < n; i++) {
+        PyObject *name = PyUnicode_FromString(info[i].target->name);
+        if (name == NULL || PyList_Append(compiled, name) < 0 ||
+            (info[i].supported && PyList_Append(supported, name) < 0) ||
+            (info[i].allowed && PyList_Append(allowed, name) < 0)) {
+            Py_XDECREF(name);
+            goto fail;
+        }
+        Py_DECREF(name);
+    }
+    return Py_BuildValue("{sNsNsNsssssssisi}", "compiled", compiled, "supported", supported,
+                         "allowed", allowed, "chosen", sm_active->name, "unknown_features",
+                         sm_dispatch_unknown(), "known_features", sm_dispatch_known(),
+                         "max_threads", SM_MAX_THREADS, "lanes", sm_active->lanes);
+fail:
+    Py_XDECREF(compiled);
+    Py_XDECREF(supported);
+    Py_XDECREF(allowed);
+    return NULL;
+}
+
+PyDoc_STRVAR(vexp_doc,
+"_vexp(target, y, out)\n--\n\n"
+"Internal: out = exp(y) with the named target's vector exp (float64 arrays,\n"
+"contiguous, same size); for accuracy tests.");
+
+static PyObject *
+core_vexp(PyObject *self, PyObject *args)
+{
+    const char *name;
+    PyObject *y_obj, *out_obj;
+    if (!PyArg_ParseTuple(args, "sOO", &name, &y_obj, &out_obj)) {
+        return NULL;
+    }
+    const sm_target *t = sm_dispatch_find(name);
+    if (t == NULL) {
+        PyErr_Format(PyExc_ValueError, "target must be a compiled target this CPU supports, got %s",
+                     name);
+        return NULL;
+    }
+    if (!PyArray_Check(y_obj) || !PyArray_Check(out_obj)) {
+        PyErr_SetString(PyExc_TypeError, "y and out must be numpy arrays");
+        return NULL;
+    }
+    PyArrayObject *y = (PyArrayObject *)y_obj, *out = (PyArrayObject *)out_obj;
+    if (PyArray_TYPE(y) != NPY_FLOAT64 || PyArray_TYPE(out) != NPY_FLOAT64 ||
+        !PyArray_IS_C_CONTIGUOUS(y) || !PyArray_IS_C_CONTIGUOUS(out) ||
+        !PyArray_ISWRITEABLE(out) || PyArray_SIZE(y) != PyArray_SIZE(out)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "y and out must be contiguous float64 arrays of one size");
+        return NULL;
+    }
+    t->exp((const double *)PyArray_DATA(y), (double *)PyArray_DATA(out), PyArray_SIZE(y));
     Py_RETURN_NONE;
 }
 
 static PyMethodDef core_methods[] = {
     {"softmax", core_softmax, METH_VARARGS, softmax_doc},
     {"logsumexp", core_logsumexp, METH_VARARGS, logsumexp_doc},
+    {"set_num_threads", core_set_num_threads, METH_O, "Internal: the thread limit."},
+    {"get_num_threads", core_get_num_threads, METH_NOARGS, "Internal: the thread limit."},
+    {"_config", core_config, METH_NOARGS, config_doc},
+    {"_vexp", core_vexp, METH_VARARGS, vexp_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -275,5 +326,6 @@ PyMODINIT_FUNC
 PyInit__core(void)
 {
     import_array();
+    sm_dispatch_init(getenv("SOFTMAX_DISABLE_CPU_FEATURES"));
     return PyModule_Create(&core_module);
 }

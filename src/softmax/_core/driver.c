@@ -1,0 +1,616 @@
+/*
+ * Plans and runs a call on the kernels of the chosen target: rows split
+ * over threads, long rows in segments merged with the (max, sum) rule, the
+ * rare non-finite rows, and the per-row scalar arithmetic (lane reduction,
+ * log1p, the reciprocal). Plain C; no Python API.
+ *
+ * Results do not depend on the thread count: a row is always done by one
+ * thread in one fixed order, and a long row's segments are fixed (SM_SEG
+ * elements, whatever the threads) and merged in segment order.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "driver.h"
+#include "threads.h"
+
+/* ---- double-double arithmetic ------------------------------------------ */
+
+static inline void
+two_sum(double a, double b, double *s, double *e)
+{
+    double t = a + b;
+    double z = t - a;
+    *e = (a - (t - z)) + (b - z);
+    *s = t;
+}
+
+static inline void
+dd_add(double ah, double al, double bh, double bl, double *rh, double *rl)
+{
+    double s, e;
+    two_sum(ah, bh, &s, &e);
+    e += al + bl;
+    *rh = s + e;
+    *rl = e - (*rh - s);
+}
+
+static inline void
+dd_mul(double ah, double al, double bh, double bl, double *rh, double *rl)
+{
+    double p = ah * bh;
+    double e = fma(ah, bh, -p) + (ah * bl + al * bh);
+    *rh = p + e;
+    *rl = e - (*rh - p);
+}
+
+/*
+ * exp(h + l) for h <= 0 as a double-double, relative error ~2^-80: used
+ * only to rescale segment sums, where every rescale must cost far less
+ * than an ulp. exp(x) = 2^k (1 + q)^(2^8) with r = (x - k ln2) / 2^8 and
+ * q = expm1(r), squared as q <- 2q + q^2 to keep the small part exact.
+ */
+static void
+dd_exp(double h, double l, double *rh, double *rl)
+{
+    static const double ln2_1 = 0x1.62e42fefa39efp-1, ln2_2 = 0x1.abc9e3b39803fp-56,
+                        ln2_3 = 0x1.7b57a079a1934p-111;
+    if (h < -746.0) {
+        *rh = 0.0;
+        *rl = 0.0;
+        return;
+    }
+    double k = nearbyint(h / ln2_1);
+    double a_h, a_l, p_h, p_l;
+    dd_mul(k, 0.0, ln2_1, ln2_2, &p_h, &p_l);
+    p_l += k * ln2_3;
+    dd_add(h, l, -p_h, -p_l, &a_h, &a_l);
+    a_h = ldexp(a_h, -8);
+    a_l = ldexp(a_l, -8);
+    /* q = r + r^2/2 + r^3 (1/6 + r/24 + r^2/120 + r^3/720), |r| < 2^-9 */
+    double q_h, q_l, s_h, s_l;
+    dd_mul(a_h, a_l, a_h, a_l, &s_h, &s_l);
+    dd_add(a_h, a_l, 0.5 * s_h, 0.5 * s_l, &q_h, &q_l);
+    double r3 = s_h * a_h;
+    double tail = r3 * (1.0 / 6 + a_h * (1.0 / 24 + a_h * (1.0 / 120 + a_h * (1.0 / 720))));
+    dd_add(q_h, q_l, tail, 0.0, &q_h, &q_l);
+    for (int i = 0; i < 8; i++) {
+        double sq_h, sq_l;
+        dd_mul(q_h, q_l, q_h, q_l, &sq_h, &sq_l);
+        dd_add(2.0 * q_h, 2.0 * q_l, sq_h, sq_l, &q_h, &q_l);
+    }
+    double e_h, e_l;
+    dd_add(1.0, 0.0, q_h, q_l, &e_h, &e_l);
+    *rh = ldexp(e_h, (int)k);
+    *rl = ldexp(e_l, (int)k);
+}
+
+/* ---- scalar element access (rare paths only) ----------------------------- */
+
+static double
+load1(int dtype, const char *p)
+{
+    switch (dtype) {
+        case SM_F16: {
+            _Float16 h;
+            memcpy(&h, p, 2);
+            return (double)h;
+        }
+        case SM_F32: return (double)*(const float *)p;
+        default: return *(const double *)p;
+    }
+}
+
+static void
+store1(int dtype, char *p, double v)
+{
+    switch (dtype) {
+        case SM_F16: {
+            _Float16 h = (_Float16)v;
+            memcpy(p, &h, 2);
+            break;
+        }
+        case SM_F32: *(float *)p = (float)v; break;
+        default: *(double *)p = v; break;
+    }
+}
+
+/* ---- per-row arithmetic --------------------------------------------------- */
+
+static ptrdiff_t
+pad32(ptrdiff_t n)
+{
+    return (n + SM_MAX_LANES - 1) / SM_MAX_LANES * SM_MAX_LANES;
+}
+
+static ptrdiff_t
+pad_lanes(const sm_job *job, ptrdiff_t n)
+{
+    const ptrdiff_t l = job->tg->lanes;
+    return (n + l - 1) / l * l;
+}
+
+/* The lanes' sums in a fixed order: the row's sum of the non-maxima. */
+static void
+acc_reduce(const sm_acc *acc, int lanes, double *hi, double *lo)
+{
+    double s = 0.0, c = 0.0, t = 0.0;
+    for (int l = 0; l < lanes; l++) {
+        double e;
+        two_sum(s, acc->hi[l], &s, &e);
+        c += e + acc->lo[l];
+        t += acc->tiny_hi[l] + acc->tiny_lo[l];
+    }
+    if (t != 0.0) {
+        /* one rounding, at the real quantum, for all the subnormal terms */
+        c += ldexp(t, -128);
+    }
+    *hi = s + c;
+    *lo = c - (*hi - s);
+}
+
+/* Writes a row that is not finite: NaN, +inf entries sharing, or empty. */
+static void
+write_special(const sm_job *job, const sm_row *row, int kind, double n_posinf, char *lse_out)
+{
+    if (job->mode == SM_MODE_LSE) {
+        double r = kind == SM_ROW_NAN ? NAN : (kind == SM_ROW_POSINF ? HUGE_VAL : -HUGE_VAL);
+        store1(job->dtype, lse_out, r);
+        return;
+    }
+    const int log_mode = job->mode == SM_MODE_LOG;
+    const double sign = job->sc.negate ? -1.0 : 1.0;
+    const double zero = log_mode ? -HUGE_VAL : 0.0;
+    /* 0.0 - log(k), not -log(k): a lone +inf has log-share +0, not -0 */
+    const double share = log_mode ? 0.0 - log(n_posinf) : 1.0 / n_posinf;
+    for (ptrdiff_t j = 0; j < row->n; j++) {
+        double r;
+        if (row->mask != NULL && !row->mask[j * row->mask_stride]) {
+            r = zero;
+        }
+        else if (kind == SM_ROW_NAN) {
+            r = NAN;
+        }
+        else if (kind == SM_ROW_POSINF &&
+                 sign * load1(job->dtype, row->x + j * row->x_stride) == HUGE_VAL) {
+            r = share;
+        }
+        else {
+            r = zero;
+        }
+        store1(job->dtype, row->out + j * row->out_stride, r);
+    }
+}
+
+static double
+count_posinf(const double *v, ptrdiff_t n)
+{
+    double k = 0;
+    for (ptrdiff_t j = 0; j < n; j++) {
+        k += v[j] == HUGE_VAL;
+    }
+    return k;
+}
+
+/* Given the max m and s_rest = r_hi + r_lo, writes the row (or its lse). */
+static void
+finish_row(const sm_job *job, const sm_row *row, const double *v, int exp, double m,
+           double r_hi, double r_lo, char *lse_out)
+{
+    const sm_dtype_kernels *K = &job->tg->k[job->dtype];
+    if (job->mode == SM_MODE_SOFTMAX) {
+        /* 1 / (1 + s_rest) as inv_hi + inv_lo */
+        double s_hi, s_lo;
+        dd_add(1.0, 0.0, r_hi, r_lo, &s_hi, &s_lo);
+        double inv_hi = 1.0 / s_hi;
+        double rho = fma(-inv_hi, s_hi, 1.0) - inv_hi * s_lo;
+        K->write_p(v, exp, m, &job->sc, inv_hi, inv_hi * rho, row);
+        return;
+    }
+    /* log(1 + s_rest), plus the first-order effect of s_rest's low part */
+    const double l_hi = log1p(r_hi);
+    const double l_lo = r_lo / (1.0 + r_hi);
+    if (job->mode == SM_MODE_LOG) {
+        K->write_log(v, m, &job->sc, l_hi, l_lo, row);
+        return;
+    }
+    /* m + log1p(s_rest): TwoSum keeps the rounding error of the addition */
+    double t, err;
+    two_sum(m, l_hi, &t, &err);
+    store1(job->dtype, lse_out, t == HUGE_VAL ? t : t + (err + l_lo));
+}
+
+/* A row short enough to stay in the scratch: x is read once. */
+static void
+row_whole(const sm_job *job, const sm_row *row, double *v, char *lse_out)
+{
+    const sm_dtype_kernels *K = &job->tg->k[job->dtype];
+    double m;
+    int kind = K->load(row, job->sc.negate, v, &m);
+    if (kind != SM_ROW_FINITE) {
+        double k = kind == SM_ROW_POSINF ? count_posinf(v, row->n) : 0.0;
+        write_special(job, row, kind, k, lse_out);
+        return;
+    }
+    sm_acc acc;
+    memset(&acc, 0, sizeof(acc));
+    K->expsum(v, pad_lanes(job, row->n), m, &job->sc, job->mode == SM_MODE_SOFTMAX, &acc);
+    double hi, lo, r_hi, r_lo;
+    acc_reduce(&acc, job->tg->lanes, &hi, &lo);
+    dd_add(acc.count - 1.0, 0.0, hi, lo, &r_hi, &r_lo);
+    finish_row(job, row, v, 0, m, r_hi, r_lo, lse_out);
+}
+
+/* ---- long rows: segments ------------------------------------------------ */
+
+static sm_row
+segment(const sm_job *job, const sm_row *row, ptrdiff_t i)
+{
+    sm_row s = *row;
+    const ptrdiff_t j0 = i * SM_SEG;
+    s.n = row->n - j0 < SM_SEG ? row->n - j0 : SM_SEG;
+    s.x = row->x + j0 * row->x_stride;
+    s.out = row->out == NULL ? NULL : row->out + j0 * row->out_stride;
+    s.mask = row->mask == NULL ? NULL : row->mask + j0 * row->mask_stride;
+    (void)job;
+    return s;
+}
+
+static void
+seg_part(const sm_job *job, const sm_row *seg, double *v, sm_part *p)
+{
+    const sm_dtype_kernels *K = &job->tg->k[job->dtype];
+    p->kind = K->load(seg, job->sc.negate, v, &p->m);
+    p->hi = p->lo = p->count = 0.0;
+    if (p->kind == SM_ROW_FINITE) {
+        sm_acc acc;
+        memset(&acc, 0, sizeof(acc));
+        K->expsum(v, pad_lanes(job, seg->n), p->m, &job->sc, 0, &acc);
+        acc_reduce(&acc, job->tg->lanes, &p->hi, &p->lo);
+        p->count = acc.count;
+    }
+    else if (p->kind == SM_ROW_POSINF) {
+        p->count = count_posinf(v, seg->n);
+    }
+}
+
+/*
+ * The (max, sum) merge of the segments, in segment order:
+ * (m, s) + (m', s') = (M, s e^(m - M) + s' e^(m' - M)), with the factors in
+ * double-double. Returns the row's kind; for a finite row M and s_rest.
+ */
+static int
+merge_parts(const sm_job *job, const sm_part *parts, ptrdiff_t np, double *M, double *r_hi,
+            double *r_lo, double *n_posinf)
+{
+    int nan = 0;
+    double inf = 0.0, m = -HUGE_VAL;
+    for (ptrdiff_t i = 0; i < np; i++) {
+        nan |= parts[i].kind == SM_ROW_NAN;
+        if (parts[i].kind == SM_ROW_POSINF) {
+            inf += parts[i].count;
+        }
+        if (parts[i].kind == SM_ROW_FINITE && parts[i].m > m) {
+            m = parts[i].m;
+        }
+    }
+    *n_posinf = inf;
+    *M = m;
+    if (nan) {
+        return SM_ROW_NAN;
+    }
+    if (inf > 0) {
+        return SM_ROW_POSINF;
+    }
+    if (!(m > -HUGE_VAL)) {
+        return SM_ROW_EMPTY;
+    }
+    double c = 0.0;
+    for (ptrdiff_t i = 0; i < np; i++) {
+        if (parts[i].kind == SM_ROW_FINITE && parts[i].m == m) {
+            c += parts[i].count;
+        }
+    }
+    double a_h = c - 1.0, a_l = 0.0;
+    for (ptrdiff_t i = 0; i < np; i++) {
+        const sm_part *p = &parts[i];
+        if (p->kind != SM_ROW_FINITE) {
+            continue;
+        }
+        if (p->m == m) {
+            dd_add(a_h, a_l, p->hi, p->lo, &a_h, &a_l);
+            continue;
+        }
+        double d_h, d_l, f_h, f_l, t_h, t_l;
+        two_sum(p->m, -m, &d_h, &d_l);
+        if (job->sc.scaled) {
+            dd_mul(d_h, d_l, job->sc.c_hi, job->sc.c_lo, &d_h, &d_l);
+        }
+        dd_exp(d_h, d_l, &f_h, &f_l);
+        dd_add(p->count, 0.0, p->hi, p->lo, &t_h, &t_l);
+        dd_mul(t_h, t_l, f_h, f_l, &t_h, &t_l);
+        dd_add(a_h, a_l, t_h, t_l, &a_h, &a_l);
+    }
+    *r_hi = a_h;
+    *r_lo = a_l;
+    return SM_ROW_FINITE;
+}
+
+static void
+seg_write(const sm_job *job, const sm_row *seg, double *v, double m, double r_hi, double r_lo)
+{
+    double m_seg;
+    job->tg->k[job->dtype].load(seg, job->sc.negate, v, &m_seg);
+    finish_row(job, seg, v, 1, m, r_hi, r_lo, NULL);
+}
+
+static ptrdiff_t
+n_segments(ptrdiff_t n)
+{
+    return (n + SM_SEG - 1) / SM_SEG;
+}
+
+/* A long row on one thread: x is read twice (sums, then writes). */
+static void
+row_segmented(const sm_job *job, const sm_row *row, double *v, sm_part *parts, char *lse_out)
+{
+    const ptrdiff_t np = n_segments(row->n);
+    for (ptrdiff_t i = 0; i < np; i++) {
+        sm_row s = segment(job, row, i);
+        seg_part(job, &s, v, &parts[i]);
+    }
+    double m, r_hi = 0.0, r_lo = 0.0, k;
+    int kind = merge_parts(job, parts, np, &m, &r_hi, &r_lo, &k);
+    if (kind != SM_ROW_FINITE) {
+        write_special(job, row, kind, k, lse_out);
+        return;
+    }
+    if (job->mode == SM_MODE_LSE) {
+        finish_row(job, row, v, 1, m, r_hi, r_lo, lse_out);
+        return;
+    }
+    for (ptrdiff_t i = 0; i < np; i++) {
+        sm_row s = segment(job, row, i);
+        seg_write(job, &s, v, m, r_hi, r_lo);
+    }
+}
+
+/* ---- rows over threads -------------------------------------------------- */
+
+static void
+row_at(const sm_job *job, ptrdiff_t r, sm_row *row, char **lse_out)
+{
+    ptrdiff_t xo = 0, oo = 0, mo = 0;
+    for (int d = job->outer_ndim - 1; d >= 0; d--) {
+        ptrdiff_t i = r % job->dims[d];
+        r /= job->dims[d];
+        xo += i * job->x_strides[d];
+        oo += i * job->o_strides[d];
+        mo += i * job->m_strides[d];
+    }
+    row->x = job->x + xo;
+    row->mask = job->mask == NULL ? NULL : job->mask + mo;
+    row->n = job->n;
+    row->x_stride = job->x_stride;
+    row->mask_stride = job->mask_stride;
+    if (job->mode == SM_MODE_LSE) {
+        row->out = NULL;
+        row->out_stride = 0;
+        *lse_out = job->out + oo;
+    }
+    else {
+        row->out = job->out + oo;
+        row->out_stride = job->out_stride;
+        *lse_out = NULL;
+    }
+}
+
+static ptrdiff_t
+item_size(int dtype)
+{
+    return dtype == SM_F16 ? 2 : (dtype == SM_F32 ? 4 : 8);
+}
+
+/*
+ * Rows that sit side by side in memory, as when a C-ordered array is
+ * reduced along a non-last axis: up to this many neighbouring rows are
+ * transposed into contiguous rows through a small buffer (reading x in
+ * runs of adjacent elements, not one element per cache line), run through
+ * the same row kernel, and transposed back. 0: not such a layout.
+ */
+static ptrdiff_t
+transpose_block(const sm_job *job)
+{
+    const ptrdiff_t isz = item_size(job->dtype);
+    if (job->mask != NULL || job->outer_ndim == 0 || job->n > SM_ROW_CACHE ||
+        job->x_stride == isz || job->x_strides[job->outer_ndim - 1] != isz) {
+        return 0;
+    }
+    /* a block reads whole 64-byte lines of x: 32 float16/float32, 16 float64 */
+    ptrdiff_t b = isz == 8 ? 16 : 32;
+    while (b > 2 && b * job->n * isz > 524288) {
+        b /= 2;
+    }
+    if (b > job->dims[job->outer_ndim - 1]) {
+        b = job->dims[job->outer_ndim - 1];
+    }
+    return b < 2 ? 0 : b;
+}
+
+/* Bytes between transposed rows: a multiple of 64 that is not one of 4096,
+ * so that the B rows written side by side do not all map to one cache set. */
+static ptrdiff_t
+row_pitch(const sm_job *job)
+{
+    return (job->n * item_size(job->dtype) + 63) / 64 * 64 + 192;
+}
+
+ptrdiff_t
+sm_scratch_doubles(const sm_job *job)
+{
+    const ptrdiff_t v = pad32(job->n > SM_ROW_CACHE ? SM_SEG : (job->n > 0 ? job->n : 1));
+    /* two transposition buffers of B rows, in doubles (rounded up) */
+    const ptrdiff_t t = pad32(transpose_block(job) * row_pitch(job) / 8 + 1);
+    return v + 2 * t;
+}
+
+#define SM_TRANSPOSE(T, DST, DST_STEP, SRC, SRC_STEP)                              \
+    for (ptrdiff_t j = 0; j < n; j++) {                                           \
+        for (ptrdiff_t b = 0; b < cnt; b++) {                                     \
+            *(T *)((DST) + (DST_STEP)) = *(const T *)((SRC) + (SRC_STEP));         \
+        }                                                                         \
+    }
+
+/* `cnt` neighbouring rows starting at `row`: transpose in, run, transpose out. */
+static void
+rows_block(const sm_job *job, const sm_row *row, char *lse_out, ptrdiff_t cnt, double *v,
+           char *tin, char *tout)
+{
+    const ptrdiff_t n = row->n, isz = item_size(job->dtype), pitch = row_pitch(job);
+    const ptrdiff_t o_step = job->o_strides[job->outer_ndim - 1];
+    const char *x = row->x;
+    switch (isz) {
+        case 2: SM_TRANSPOSE(uint16_t, tin, b * pitch + j * 2, x, j * row->x_stride + b * 2); break;
+        case 4: SM_TRANSPOSE(uint32_t, tin, b * pitch + j * 4, x, j * row->x_stride + b * 4); break;
+        default: SM_TRANSPOSE(uint64_t, tin, b * pitch + j * 8, x, j * row->x_stride + b * 8); break;
+    }
+    for (ptrdiff_t b = 0; b < cnt; b++) {
+        sm_row rb = {tin + b * pitch, tout + b * pitch, NULL, n, isz, isz, 0};
+        row_whole(job, &rb, v, lse_out == NULL ? NULL : lse_out + b * o_step);
+    }
+    if (job->mode == SM_MODE_LSE) {
+        return;
+    }
+    char *out = row->out;
+    switch (isz) {
+        case 2: SM_TRANSPOSE(uint16_t, out, j * row->out_stride + b * o_step, tout, b * pitch + j * 2); break;
+        case 4: SM_TRANSPOSE(uint32_t, out, j * row->out_stride + b * o_step, tout, b * pitch + j * 4); break;
+        default: SM_TRANSPOSE(uint64_t, out, j * row->out_stride + b * o_step, tout, b * pitch + j * 8); break;
+    }
+}
+
+ptrdiff_t
+sm_n_parts(const sm_job *job)
+{
+    return job->n > SM_ROW_CACHE ? n_segments(job->n) : 1;
+}
+
+static void
+task_rows(void *arg, int tid, int nt)
+{
+    const sm_job *job = arg;
+    const ptrdiff_t r0 = job->rows * tid / nt, r1 = job->rows * (tid + 1) / nt;
+    double *v = job->scratch + tid * sm_scratch_doubles(job);
+    sm_part *parts = job->parts + tid * sm_n_parts(job);
+    const ptrdiff_t block = transpose_block(job);
+    const ptrdiff_t vlen = pad32(job->n > SM_ROW_CACHE ? SM_SEG : (job->n > 0 ? job->n : 1));
+    const ptrdiff_t tlen = pad32(block * row_pitch(job) / 8 + 1);
+    char *tin = (char *)(v + vlen), *tout = (char *)(v + vlen + tlen);
+    for (ptrdiff_t r = r0; r < r1; r++) {
+        sm_row row;
+        char *lse_out;
+        row_at(job, r, &row, &lse_out);
+        if (block > 0) {
+            const ptrdiff_t last = job->dims[job->outer_ndim - 1];
+            ptrdiff_t cnt = last - r % last;
+            cnt = cnt < block ? cnt : block;
+            cnt = cnt < r1 - r ? cnt : r1 - r;
+            if (cnt >= 2) {
+                rows_block(job, &row, lse_out, cnt, v, tin, tout);
+                r += cnt - 1;
+                continue;
+            }
+        }
+        if (row.n == 0) {
+            if (job->mode == SM_MODE_LSE) {
+                store1(job->dtype, lse_out, -HUGE_VAL);
+            }
+        }
+        else if (row.n <= SM_ROW_CACHE) {
+            row_whole(job, &row, v, lse_out);
+        }
+        else {
+            row_segmented(job, &row, v, parts, lse_out);
+        }
+    }
+}
+
+/* One long row split over the threads: segment sums, merge, segment writes. */
+typedef struct {
+    const sm_job *job;
+    sm_row row;
+    double m, r_hi, r_lo;
+} split_ctx;
+
+static void
+task_split_sums(void *arg, int tid, int nt)
+{
+    split_ctx *c = arg;
+    const ptrdiff_t np = n_segments(c->row.n);
+    double *v = c->job->scratch + tid * sm_scratch_doubles(c->job);
+    for (ptrdiff_t i = np * tid / nt; i < np * (tid + 1) / nt; i++) {
+        sm_row s = segment(c->job, &c->row, i);
+        seg_part(c->job, &s, v, &c->job->parts[i]);
+    }
+}
+
+static void
+task_split_writes(void *arg, int tid, int nt)
+{
+    split_ctx *c = arg;
+    const ptrdiff_t np = n_segments(c->row.n);
+    double *v = c->job->scratch + tid * sm_scratch_doubles(c->job);
+    for (ptrdiff_t i = np * tid / nt; i < np * (tid + 1) / nt; i++) {
+        sm_row s = segment(c->job, &c->row, i);
+        seg_write(c->job, &s, v, c->m, c->r_hi, c->r_lo);
+    }
+}
+
+int
+sm_plan_threads(const sm_job *job, int limit)
+{
+    /* below ~64k elements per thread, waking a worker costs more than it saves */
+    const double work = (double)job->rows * (double)(job->n > 0 ? job->n : 1);
+    double t = work / 65536.0;
+    if (job->n <= SM_ROW_CACHE && t > (double)job->rows) {
+        t = (double)job->rows;
+    }
+    if (job->n > SM_ROW_CACHE && job->rows < limit) {
+        const double segs = (double)n_segments(job->n) / 4.0;
+        t = t < segs ? t : segs;
+    }
+    if (t > limit) {
+        t = limit;
+    }
+    return t < 1.0 ? 1 : (int)t;
+}
+
+void
+sm_run(sm_job *job)
+{
+    if (job->rows == 0) {
+        return;
+    }
+    if (job->n > SM_ROW_CACHE && job->rows < job->nthreads && job->nthreads > 1) {
+        for (ptrdiff_t r = 0; r < job->rows; r++) {
+            split_ctx c;
+            char *lse_out;
+            c.job = job;
+            row_at(job, r, &c.row, &lse_out);
+            sm_pool_run(task_split_sums, &c, job->nthreads);
+            double k;
+            int kind = merge_parts(job, job->parts, n_segments(job->n), &c.m, &c.r_hi, &c.r_lo, &k);
+            if (kind != SM_ROW_FINITE) {
+                write_special(job, &c.row, kind, k, lse_out);
+            }
+            else if (job->mode == SM_MODE_LSE) {
+                finish_row(job, &c.row, NULL, 1, c.m, c.r_hi, c.r_lo, lse_out);
+            }
+            else {
+                sm_pool_run(task_split_writes, &c, job->nthreads);
+            }
+        }
+        return;
+    }
+    sm_pool_run(task_rows, job, job->nthreads);
+}

@@ -1,0 +1,57 @@
+/* Plans and runs one softmax / log_softmax / logsumexp call: plain C. */
+#ifndef SOFTMAX_DRIVER_H
+#define SOFTMAX_DRIVER_H
+
+#include <stddef.h>
+#include "kernels.h"
+
+#define SM_MAXDIMS 64
+
+enum { SM_MODE_SOFTMAX = 0, SM_MODE_LOG = 1, SM_MODE_LSE = 2 };
+
+/*
+ * Rows longer than this are done in segments of SM_SEG elements with a
+ * (max, sum) pair per segment (x is then read twice); shorter rows are
+ * loaded once into a per-thread scratch that stays in L2.
+ */
+#define SM_ROW_CACHE 131072
+#define SM_SEG 4096
+
+/* Per-segment partial result of a long row. */
+typedef struct {
+    double m;        /* max of the segment (of v = sign * x) */
+    double hi, lo;   /* sum of exp((v - m) c) over the non-maxima */
+    double count;    /* exact maxima (or +inf entries for an infinite max) */
+    int kind;
+} sm_part;
+
+typedef struct {
+    const sm_target *tg;
+    int dtype;                 /* SM_F16, SM_F32, SM_F64 */
+    int mode;                  /* SM_MODE_* */
+    sm_scale sc;
+    /* rows: all axes but the last, walked in C order */
+    int outer_ndim;
+    ptrdiff_t dims[SM_MAXDIMS];
+    ptrdiff_t x_strides[SM_MAXDIMS];
+    ptrdiff_t o_strides[SM_MAXDIMS];
+    ptrdiff_t m_strides[SM_MAXDIMS];
+    ptrdiff_t rows;
+    const char *x;
+    char *out;                 /* softmax: like x; logsumexp: one value per row */
+    const unsigned char *mask;
+    ptrdiff_t n, x_stride, out_stride, mask_stride;
+    /* memory handed in by the caller (see sm_scratch_doubles / sm_parts) */
+    double *scratch;           /* nthreads x sm_scratch_doubles() */
+    sm_part *parts;            /* nthreads x sm_n_parts() */
+    int nthreads;
+} sm_job;
+
+ptrdiff_t sm_scratch_doubles(const sm_job *job);
+ptrdiff_t sm_n_parts(const sm_job *job);
+/* How many threads the job is worth (1 for small inputs), at most `limit`. */
+int sm_plan_threads(const sm_job *job, int limit);
+/* Runs the job on job->nthreads threads (no Python API, GIL may be released). */
+void sm_run(sm_job *job);
+
+#endif

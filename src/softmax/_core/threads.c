@@ -1,0 +1,172 @@
+/*
+ * The thread pool. Workers are started on first use and then sleep on a
+ * condition variable between jobs; a job is published by bumping a
+ * generation counter. One job at a time: a second caller (another Python
+ * thread, since the GIL is released) does not wait, it runs its job alone.
+ *
+ * Fork safety: pthread_atfork holds the pool across fork() (prepare waits
+ * for a running job to end) and the child starts with an empty pool, whose
+ * workers are created again on its first parallel call.
+ */
+#include <pthread.h>
+#include <string.h>
+
+#include "threads.h"
+
+typedef struct {
+    pthread_mutex_t run_lock;   /* held by the caller for a whole job */
+    pthread_mutex_t lock;       /* guards the fields below */
+    pthread_cond_t wake;        /* workers wait here for a new generation */
+    pthread_cond_t done;        /* the caller waits here for pending == 0 */
+    int started;                /* workers alive */
+    unsigned long generation;
+    int pending;
+    sm_task_fn fn;
+    void *arg;
+    int nthreads;
+} sm_pool;
+
+static sm_pool pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
+                       PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
+                       0, 0, 0, NULL, NULL, 1};
+static int num_threads = 1;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void
+atfork_prepare(void)
+{
+    pthread_mutex_lock(&pool.run_lock);
+}
+
+static void
+atfork_parent(void)
+{
+    pthread_mutex_unlock(&pool.run_lock);
+}
+
+static void
+atfork_child(void)
+{
+    /* The workers do not exist in the child: forget them and their locks. */
+    pthread_mutex_init(&pool.run_lock, NULL);
+    pthread_mutex_init(&pool.lock, NULL);
+    pthread_cond_init(&pool.wake, NULL);
+    pthread_cond_init(&pool.done, NULL);
+    pool.started = 0;
+    pool.pending = 0;
+    pool.generation = 0;
+}
+
+static void
+register_atfork(void)
+{
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+typedef struct {
+    int tid;
+    unsigned long seen;   /* the generation current when it was started */
+} worker_arg;
+
+static worker_arg worker_args[SM_MAX_THREADS];
+
+static void *
+worker_main(void *p)
+{
+    const int tid = ((worker_arg *)p)->tid;
+    /* not pool.generation: a job published before this thread first runs
+     * would otherwise be missed */
+    unsigned long seen = ((worker_arg *)p)->seen;
+    pthread_mutex_lock(&pool.lock);
+    for (;;) {
+        while (pool.generation == seen) {
+            pthread_cond_wait(&pool.wake, &pool.lock);
+        }
+        seen = pool.generation;
+        if (tid >= pool.nthreads) {
+            continue;
+        }
+        sm_task_fn fn = pool.fn;
+        void *arg = pool.arg;
+        int n = pool.nthreads;
+        pthread_mutex_unlock(&pool.lock);
+        fn(arg, tid, n);
+        pthread_mutex_lock(&pool.lock);
+        if (--pool.pending == 0) {
+            pthread_cond_signal(&pool.done);
+        }
+    }
+    return NULL;
+}
+
+/* Starts workers up to tid n-1; returns how many threads (with the caller)
+ * are available. Called with run_lock held. */
+static int
+ensure_workers(int n)
+{
+    while (pool.started + 1 < n) {
+        int tid = pool.started + 1;
+        pthread_t th;
+        pthread_attr_t attr;
+        worker_args[tid].tid = tid;
+        worker_args[tid].seen = pool.generation;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&th, &attr, worker_main, &worker_args[tid]);
+        pthread_attr_destroy(&attr);
+        if (rc != 0) {
+            break;
+        }
+        /* count it only under the lock the workers read generation with */
+        pthread_mutex_lock(&pool.lock);
+        pool.started++;
+        pthread_mutex_unlock(&pool.lock);
+    }
+    return pool.started + 1 < n ? pool.started + 1 : n;
+}
+
+int
+sm_pool_run(sm_task_fn fn, void *arg, int nthreads)
+{
+    pthread_once(&atfork_once, register_atfork);
+    if (nthreads > SM_MAX_THREADS) {
+        nthreads = SM_MAX_THREADS;
+    }
+    if (nthreads <= 1 || pthread_mutex_trylock(&pool.run_lock) != 0) {
+        fn(arg, 0, 1);
+        return 1;
+    }
+    int n = ensure_workers(nthreads);
+    if (n > 1) {
+        pthread_mutex_lock(&pool.lock);
+        pool.fn = fn;
+        pool.arg = arg;
+        pool.nthreads = n;
+        pool.pending = n - 1;
+        pool.generation++;
+        pthread_cond_broadcast(&pool.wake);
+        pthread_mutex_unlock(&pool.lock);
+    }
+    fn(arg, 0, n);
+    if (n > 1) {
+        pthread_mutex_lock(&pool.lock);
+        while (pool.pending > 0) {
+            pthread_cond_wait(&pool.done, &pool.lock);
+        }
+        pthread_mutex_unlock(&pool.lock);
+    }
+    pthread_mutex_unlock(&pool.run_lock);
+    return n;
+}
+
+int
+sm_get_num_threads(void)
+{
+    return num_threads;
+}
+
+void
+sm_set_num_threads(int n)
+{
+    num_threads = n < 1 ? 1 : (n > SM_MAX_THREADS ? SM_MAX_THREADS : n);
+}

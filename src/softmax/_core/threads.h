@@ -1,0 +1,19 @@
+/* A small pthread pool: the caller is worker 0, the pool supplies the rest. */
+#ifndef SOFTMAX_THREADS_H
+#define SOFTMAX_THREADS_H
+
+#define SM_MAX_THREADS 256
+
+typedef void (*sm_task_fn)(void *arg, int tid, int nthreads);
+
+/* Runs fn(arg, tid, n) for tid = 0..n-1, tid 0 on the calling thread, and
+ * returns when all are done. Runs fewer (down to 1, serially) when threads
+ * cannot be started or the pool is busy with another caller; fn must not
+ * assume a particular n. Returns the n actually used. */
+int sm_pool_run(sm_task_fn fn, void *arg, int nthreads);
+
+/* The thread count that calls ask for (set from Python); always >= 1. */
+int sm_get_num_threads(void);
+void sm_set_num_threads(int n);
+
+#endif
