@@ -14,6 +14,7 @@ from ._activations import (
     temperature_from_base,
 )
 from ._api import log_softmax, logsumexp, softmax
+from ._config import config, get_num_threads, set_num_threads, show_config
 from ._derivatives import log_softmax_vjp, softmax_jacobian, softmax_vjp
 from ._hardmax import hardmax
 from ._losses import cross_entropy, cross_entropy_grad, entropy
@@ -25,9 +26,11 @@ __all__ = [
     "__version__",
     "base_from_temperature",
     "calibration",
+    "config",
     "cross_entropy",
     "cross_entropy_grad",
     "entropy",
+    "get_num_threads",
     "hardmax",
     "log_sigmoid",
     "log_softmax",
@@ -35,6 +38,8 @@ __all__ = [
     "logit",
     "logsumexp",
     "sample",
+    "set_num_threads",
+    "show_config",
     "sigmoid",
     "softmax",
     "softmax_jacobian",
