@@ -14,6 +14,8 @@ import os
 
 import numpy as np
 
+from ._cli_args import positive_int_arg
+
 __all__ = ["register", "run"]
 
 _EPILOG = """\
@@ -53,14 +55,6 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _bins(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -85,7 +79,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                        help="report on these files instead (T is fitted on all of LOGITS LABELS)")
     parser.add_argument("--seed", type=int, default=0,
                         help="random seed of the --val-fraction split (default 0)")
-    parser.add_argument("--bins", type=_bins, default=15, metavar="N",
+    parser.add_argument("--bins", type=positive_int_arg, default=15, metavar="N",
                         help="number of confidence bins for ECE/MCE (default 15)")
     parser.add_argument("--strategy", choices=("uniform", "quantile"), default="uniform",
                         help="equal-width (default) or equal-mass bins")
