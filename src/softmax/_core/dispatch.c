@@ -63,28 +63,43 @@ cpu_has(const char *feature)
 #endif
 }
 
+/*
+ * Next item of a comma list: skips separators and surrounding spaces, sets
+ * *item and *len, and returns where the scan goes on (NULL at the end).
+ */
+static const char *
+next_item(const char *p, const char **item, size_t *len)
+{
+    while (*p == ',' || isspace((unsigned char)*p)) {
+        p++;
+    }
+    if (!*p) {
+        return NULL;
+    }
+    const char *end = p;
+    while (*end && *end != ',') {
+        end++;
+    }
+    const char *last = end;
+    while (last > p && isspace((unsigned char)last[-1])) {
+        last--;
+    }
+    *item = p;
+    *len = (size_t)(last - p);
+    return end;
+}
+
 /* Is `feature` in the comma list `list` (case-insensitive, spaces ignored)? */
 static int
 listed(const char *list, const char *feature)
 {
-    const size_t len = strlen(feature);
-    const char *p = list;
-    while (p != NULL && *p) {
-        while (*p == ',' || isspace((unsigned char)*p)) {
-            p++;
-        }
-        const char *end = p;
-        while (*end && *end != ',') {
-            end++;
-        }
-        const char *last = end;
-        while (last > p && isspace((unsigned char)last[-1])) {
-            last--;
-        }
-        if ((size_t)(last - p) == len && strncasecmp(p, feature, len) == 0) {
+    const size_t flen = strlen(feature);
+    const char *item;
+    size_t len;
+    for (const char *p = list; p != NULL && (p = next_item(p, &item, &len)) != NULL;) {
+        if (len == flen && strncasecmp(item, feature, len) == 0) {
             return 1;
         }
-        p = end;
     }
     return 0;
 }
@@ -93,31 +108,19 @@ static void
 collect_unknown(const char *list)
 {
     unknown[0] = '\0';
-    const char *p = list;
-    while (p != NULL && *p) {
-        while (*p == ',' || isspace((unsigned char)*p)) {
-            p++;
-        }
-        const char *end = p;
-        while (*end && *end != ',') {
-            end++;
-        }
-        const char *last = end;
-        while (last > p && isspace((unsigned char)last[-1])) {
-            last--;
-        }
-        size_t len = (size_t)(last - p);
-        int ok = len == 0;
+    const char *item;
+    size_t len;
+    for (const char *p = list; p != NULL && (p = next_item(p, &item, &len)) != NULL;) {
+        int ok = 0;
         for (int i = 0; i < N_KNOWN && !ok; i++) {
-            ok = strlen(known[i]) == len && strncasecmp(p, known[i], len) == 0;
+            ok = strlen(known[i]) == len && strncasecmp(item, known[i], len) == 0;
         }
         if (!ok && strlen(unknown) + len + 2 < sizeof(unknown)) {
             if (unknown[0]) {
                 strcat(unknown, ",");
             }
-            strncat(unknown, p, len);
+            strncat(unknown, item, len);
         }
-        p = end;
     }
 }
 
