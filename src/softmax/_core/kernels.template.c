@@ -37,9 +37,16 @@
 #define SM_CHUNK 256           /* elements staged for a strided store */
 #endif
 
+/* float64 needs the full exp (y_lo, tail, subnormals); narrower types the lite one */
+#if EXACT_DD
+#define SM_EXP(y_hi, y_lo) sm_vexp(&tab, (y_hi), (y_lo), 1)
+#else
+#define SM_EXP(y_hi, y_lo) ((void)(y_lo), sm_vexp_lite(&tab, (y_hi)))
+#endif
+
 /* y = (v - m) c as hi + lo for one vector; d_hi == 0 marks exact maxima. */
 static inline void
-SM_FN(shift)(vd v, vd m, const sm_scale *sc, vd c_hi, vd c_lo, vd *d_hi, vd *y_hi, vd *y_lo)
+SM_FN(shift)(vd v, vd m, const int scaled, vd c_hi, vd c_lo, vd *d_hi, vd *y_hi, vd *y_lo)
 {
     vd d = vd_sub(v, m);
     *d_hi = d;
@@ -47,7 +54,7 @@ SM_FN(shift)(vd v, vd m, const sm_scale *sc, vd c_hi, vd c_lo, vd *d_hi, vd *y_h
     /* TwoSum: v - m rounded, and its exact rounding error */
     vd bb = vd_sub(d, v);
     vd d_lo = vd_add(vd_sub(v, vd_sub(d, bb)), vd_sub(vd_sub(vd_set1(0.0), m), bb));
-    if (sc->scaled) {
+    if (scaled) {
         vd p = vd_mul(d, c_hi);
         *y_lo = vd_add(vd_fma(d, c_hi, vd_sub(vd_set1(0.0), p)),
                        vd_fma(d, c_lo, vd_mul(d_lo, c_hi)));
@@ -59,7 +66,7 @@ SM_FN(shift)(vd v, vd m, const sm_scale *sc, vd c_hi, vd c_lo, vd *d_hi, vd *y_h
     }
 #else
     (void)c_lo;
-    *y_hi = sc->scaled ? vd_mul(d, c_hi) : d;
+    *y_hi = scaled ? vd_mul(d, c_hi) : d;
     *y_lo = vd_set1(0.0);
 #endif
 }
@@ -134,6 +141,8 @@ SM_FN(expsum)(double *v, ptrdiff_t npad, double m, const sm_scale *sc, int store
 {
     const sm_exp_table tab = sm_table_load(sm_exp_bits, sm_exp_tail);
     const vd vm = vd_set1(m), c_hi = vd_set1(sc->c_hi), c_lo = vd_set1(sc->c_lo);
+    /* a local: the stores below could alias *sc as far as the compiler knows */
+    const int scaled = sc->scaled;
     const vd zero = vd_set1(0.0), one = vd_set1(1.0);
     vd s[SM_U], comp[SM_U], cnt = zero;
 #if EXACT_DD
@@ -152,15 +161,15 @@ SM_FN(expsum)(double *v, ptrdiff_t npad, double m, const sm_scale *sc, int store
     for (ptrdiff_t j = 0; j < npad; j += SM_L) {
         for (int u = 0; u < SM_U; u++) {
             vd d, y_hi, y_lo;
-            SM_FN(shift)(vd_load(v + j + u * SM_W), vm, sc, c_hi, c_lo, &d, &y_hi, &y_lo);
-            vd e = sm_vexp(&tab, y_hi, y_lo, EXACT_DD);
+            SM_FN(shift)(vd_load(v + j + u * SM_W), vm, scaled, c_hi, c_lo, &d, &y_hi, &y_lo);
+            vd e = SM_EXP(y_hi, y_lo);
             if (store) {
                 vd_store(v + j + u * SM_W, e);
             }
             vb top = vd_eq(d, zero);
-            cnt = vd_add(cnt, vd_select(top, one, zero));
-            e = vd_select(top, zero, e);
+            cnt = vd_add_masked(top, cnt, one);
 #if EXACT_DD
+            e = vd_select(top, zero, e);
             vb tiny = vd_lt(y_hi, tiny_y);
             if (vb_any(tiny)) {
                 /* Subnormal terms would each be rounded to the fixed quantum
@@ -185,7 +194,7 @@ SM_FN(expsum)(double *v, ptrdiff_t npad, double m, const sm_scale *sc, int store
             comp[u] = vd_add(comp[u], vd_add(vd_sub(s[u], vd_sub(t, z)), vd_sub(e, z)));
             s[u] = t;
 #else
-            s[u] = vd_add(s[u], e);
+            s[u] = vd_add_masked(vb_not(top), s[u], e);
 #endif
         }
     }
@@ -247,6 +256,8 @@ SM_FN(write_p)(const double *src, int exp, double m, const sm_scale *sc, double 
 {
     const sm_exp_table tab = sm_table_load(sm_exp_bits, sm_exp_tail);
     const vd vm = vd_set1(m), c_hi = vd_set1(sc->c_hi), c_lo = vd_set1(sc->c_lo);
+    /* a local: the stores below could alias *sc as far as the compiler knows */
+    const int scaled = sc->scaled;
     const vd vi_hi = vd_set1(inv_hi), vi_lo = vd_set1(inv_lo);
     (void)vi_lo;
 #if EXACT_DD
@@ -258,8 +269,8 @@ SM_FN(write_p)(const double *src, int exp, double m, const sm_scale *sc, double 
     if (exp) {
         SM_EMIT({
             vd d_, yh_, yl_;
-            SM_FN(shift)(vd_load(src + j), vm, sc, c_hi, c_lo, &d_, &yh_, &yl_);
-            vd e_ = sm_vexp(&tab, yh_, yl_, EXACT_DD);
+            SM_FN(shift)(vd_load(src + j), vm, scaled, c_hi, c_lo, &d_, &yh_, &yl_);
+            vd e_ = SM_EXP(yh_, yl_);
             p = SM_P(e_);
         });
     }
@@ -274,12 +285,14 @@ SM_FN(write_log)(const double *v, double m, const sm_scale *sc, double l_hi, dou
                  const sm_row *row)
 {
     const vd vm = vd_set1(m), c_hi = vd_set1(sc->c_hi), c_lo = vd_set1(sc->c_lo);
+    /* a local: the stores below could alias *sc as far as the compiler knows */
+    const int scaled = sc->scaled;
     const vd vl_hi = vd_set1(l_hi), vl_lo = vd_set1(l_lo);
     const vd ninf = vd_set1(-HUGE_VAL), lowest = vd_set1(-0x1.fffffffffffffp+1023);
     (void)vl_lo;
     SM_EMIT({
         vd d_, yh_, yl_;
-        SM_FN(shift)(vd_load(v + j), vm, sc, c_hi, c_lo, &d_, &yh_, &yl_);
+        SM_FN(shift)(vd_load(v + j), vm, scaled, c_hi, c_lo, &d_, &yh_, &yl_);
 #if EXACT_DD
         p = vd_add(vd_sub(yh_, vl_hi), vd_sub(yl_, vl_lo));
 #else
@@ -290,6 +303,7 @@ SM_FN(write_log)(const double *v, double m, const sm_scale *sc, double l_hi, dou
     });
 }
 
+#undef SM_EXP
 #undef SM_FN
 #undef SM_CAT
 #undef SM_CAT_

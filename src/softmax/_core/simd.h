@@ -45,6 +45,9 @@ static inline vb vd_lt(vd a, vd b) { return _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ)
 static inline vb vd_eq(vd a, vd b) { return _mm512_cmp_pd_mask(a, b, _CMP_EQ_OQ); }
 static inline vb vd_unord(vd a, vd b) { return _mm512_cmp_pd_mask(a, b, _CMP_UNORD_Q); }
 static inline vb vb_or(vb a, vb b) { return (vb)(a | b); }
+static inline vb vb_not(vb a) { return (vb)~a; }
+/* m ? a + b : a, lane by lane */
+static inline vd vd_add_masked(vb m, vd a, vd b) { return _mm512_mask_add_pd(a, m, a, b); }
 static inline int vb_any(vb a) { return a != 0; }
 static inline vi vd_bits(vd a) { return _mm512_castpd_si512(a); }
 static inline vd vi_bits(vi a) { return _mm512_castsi512_pd(a); }
@@ -114,6 +117,8 @@ static inline vb vd_lt(vd a, vd b) { return _mm256_cmp_pd(a, b, _CMP_LT_OQ); }
 static inline vb vd_eq(vd a, vd b) { return _mm256_cmp_pd(a, b, _CMP_EQ_OQ); }
 static inline vb vd_unord(vd a, vd b) { return _mm256_cmp_pd(a, b, _CMP_UNORD_Q); }
 static inline vb vb_or(vb a, vb b) { return _mm256_or_pd(a, b); }
+static inline vb vb_not(vb a) { return _mm256_xor_pd(a, _mm256_castsi256_pd(_mm256_set1_epi64x(-1))); }
+static inline vd vd_add_masked(vb m, vd a, vd b) { return _mm256_add_pd(a, _mm256_and_pd(m, b)); }
 static inline int vb_any(vb a) { return _mm256_movemask_pd(a) != 0; }
 static inline vi vd_bits(vd a) { return _mm256_castpd_si256(a); }
 static inline vd vi_bits(vi a) { return _mm256_castsi256_pd(a); }
@@ -185,6 +190,9 @@ static inline vb vd_eq(vd a, vd b) { return vceqq_f64(a, b); }
 static inline vb vd_unord(vd a, vd b)
 { return veorq_u64(vandq_u64(vceqq_f64(a, a), vceqq_f64(b, b)), vdupq_n_u64(~0ULL)); }
 static inline vb vb_or(vb a, vb b) { return vorrq_u64(a, b); }
+static inline vb vb_not(vb a) { return veorq_u64(a, vdupq_n_u64(~0ULL)); }
+static inline vd vd_add_masked(vb m, vd a, vd b)
+{ return vaddq_f64(a, vreinterpretq_f64_u64(vandq_u64(m, vreinterpretq_u64_f64(b)))); }
 static inline int vb_any(vb a) { return (vgetq_lane_u64(a, 0) | vgetq_lane_u64(a, 1)) != 0; }
 static inline vi vd_bits(vd a) { return vreinterpretq_s64_f64(a); }
 static inline vd vi_bits(vi a) { return vreinterpretq_f64_s64(a); }
@@ -255,6 +263,8 @@ static inline vb vd_lt(vd a, vd b) { return a < b; }
 static inline vb vd_eq(vd a, vd b) { return a == b; }
 static inline vb vd_unord(vd a, vd b) { return a != a || b != b; }
 static inline vb vb_or(vb a, vb b) { return a | b; }
+static inline vb vb_not(vb a) { return !a; }
+static inline vd vd_add_masked(vb m, vd a, vd b) { return m ? a + b : a; }
 static inline int vb_any(vb a) { return a != 0; }
 static inline vi vd_bits(vd a) { vi r; memcpy(&r, &a, 8); return r; }
 static inline vd vi_bits(vi a) { vd r; memcpy(&r, &a, 8); return r; }
@@ -360,6 +370,35 @@ sm_vexp(const sm_exp_table *tab, vd y_hi, vd y_lo, const int has_lo)
         e = vd_fma(s, tmp, s);
     }
     return e;
+}
+
+
+/*
+ * exp(y) for the float32 and float16 kernels, where the result is rounded
+ * to 24 (or 11) bits at the end: a relative error near 2^-44 costs at most
+ * 2^-20 ulp there, so this drops what only float64 needs. The same steps
+ * as sm_vexp, with: a one-constant reduction (|k| ln2/16 - k C is below
+ * 2^-45 for y >= -708), Taylor to r^5 (truncation below 2^-42 for
+ * |r| <= ln2/32), no tail table, and y clamped at -708 instead of the
+ * subnormal path: exp(-708) ~ 3e-308 is 0 in float32 and float16, and
+ * adds under 2^-980 relative to a row's sum (which is at least 1).
+ */
+static inline vd
+sm_vexp_lite(const sm_exp_table *tab, vd y)
+{
+    const vd shift = vd_set1(0x1.8p52);
+    y = vd_max(y, vd_set1(-708.0));
+    vd t = vd_fmaf(y, vd_set1(23.083120654223414), shift);
+    vi ki = vd_bits(t);
+    vd kd = vd_sub(t, shift);
+    vd r = vd_fnmaf(kd, vd_set1(0x1.62e42fefa39efp-5), y);
+    vd r2 = vd_mul(r, r);
+    vd p23 = vd_fmaf(r, vd_set1(1.0 / 6), vd_set1(0.5));
+    vd p45 = vd_fmaf(r, vd_set1(1.0 / 120), vd_set1(1.0 / 24));
+    vd p25 = vd_fmaf(r2, p45, p23);
+    vd tmp = vd_fmaf(r2, p25, r);
+    vd s = vi_bits(vi_add(sm_lookup_bits(tab, ki), vi_shl48(ki)));
+    return vd_fmaf(s, tmp, s);
 }
 
 #endif
