@@ -192,32 +192,53 @@ count_posinf(const double *v, ptrdiff_t n)
     return k;
 }
 
+/* 1 / (1 + s_rest) as inv_hi + inv_lo */
+static void
+reciprocal(double r_hi, double r_lo, double *inv_hi, double *inv_lo)
+{
+    double s_hi, s_lo;
+    dd_add(1.0, 0.0, r_hi, r_lo, &s_hi, &s_lo);
+    *inv_hi = 1.0 / s_hi;
+    const double rho = fma(-*inv_hi, s_hi, 1.0) - *inv_hi * s_lo;
+    *inv_lo = *inv_hi * rho;
+}
+
+/* log(1 + s_rest), plus the first-order effect of s_rest's low part */
+static void
+log1p_dd(double r_hi, double r_lo, double *l_hi, double *l_lo)
+{
+    *l_hi = log1p(r_hi);
+    *l_lo = r_lo / (1.0 + r_hi);
+}
+
+/* m + log1p(s_rest): TwoSum keeps the rounding error of the addition */
+static void
+store_lse(const sm_job *job, char *lse_out, double m, double l_hi, double l_lo)
+{
+    double t, err;
+    two_sum(m, l_hi, &t, &err);
+    store1(job->dtype, lse_out, t == HUGE_VAL ? t : t + (err + l_lo));
+}
+
 /* Given the max m and s_rest = r_hi + r_lo, writes the row (or its lse). */
 static void
 finish_row(const sm_job *job, const sm_row *row, const double *v, int exp, double m,
            double r_hi, double r_lo, char *lse_out)
 {
     const sm_dtype_kernels *K = &job->tg->k[job->dtype];
+    double a_hi, a_lo;
     if (job->mode == SM_MODE_SOFTMAX) {
-        /* 1 / (1 + s_rest) as inv_hi + inv_lo */
-        double s_hi, s_lo;
-        dd_add(1.0, 0.0, r_hi, r_lo, &s_hi, &s_lo);
-        double inv_hi = 1.0 / s_hi;
-        double rho = fma(-inv_hi, s_hi, 1.0) - inv_hi * s_lo;
-        K->write_p(v, exp, m, &job->sc, inv_hi, inv_hi * rho, row);
+        reciprocal(r_hi, r_lo, &a_hi, &a_lo);
+        K->write_p(v, exp, m, &job->sc, a_hi, a_lo, row);
         return;
     }
-    /* log(1 + s_rest), plus the first-order effect of s_rest's low part */
-    const double l_hi = log1p(r_hi);
-    const double l_lo = r_lo / (1.0 + r_hi);
+    log1p_dd(r_hi, r_lo, &a_hi, &a_lo);
     if (job->mode == SM_MODE_LOG) {
-        K->write_log(v, m, &job->sc, l_hi, l_lo, row);
-        return;
+        K->write_log(v, m, &job->sc, a_hi, a_lo, row);
     }
-    /* m + log1p(s_rest): TwoSum keeps the rounding error of the addition */
-    double t, err;
-    two_sum(m, l_hi, &t, &err);
-    store1(job->dtype, lse_out, t == HUGE_VAL ? t : t + (err + l_lo));
+    else {
+        store_lse(job, lse_out, m, a_hi, a_lo);
+    }
 }
 
 /* A row short enough to stay in the scratch: x is read once. */
@@ -413,79 +434,140 @@ item_size(int dtype)
 
 /*
  * Rows that sit side by side in memory, as when a C-ordered array is
- * reduced along a non-last axis: up to this many neighbouring rows are
- * transposed into contiguous rows through a small buffer (reading x in
- * runs of adjacent elements, not one element per cache line), run through
- * the same row kernel, and transposed back. 0: not such a layout.
+ * reduced along a non-last axis: up to SM_PANEL neighbouring rows are the
+ * columns of one panel, run by the column kernels (x read in place, row
+ * after row). Returns 1 for such a layout. Columns longer than
+ * SM_ROW_CACHE keep the row path, whose segments they would have to match
+ * bit for bit.
  */
-static ptrdiff_t
-transpose_block(const sm_job *job)
+static int
+column_layout(const sm_job *job)
 {
     const ptrdiff_t isz = item_size(job->dtype);
-    if (job->mask != NULL || job->outer_ndim == 0 || job->n > SM_ROW_CACHE ||
-        job->x_stride == isz || job->x_strides[job->outer_ndim - 1] != isz) {
+    if (job->mask != NULL || job->outer_ndim == 0 || job->n > SM_ROW_CACHE || job->n == 0 ||
+        job->x_stride == isz || job->x_strides[job->outer_ndim - 1] != isz ||
+        job->dims[job->outer_ndim - 1] < job->tg->width) {
         return 0;
     }
-    /* a block reads whole 64-byte lines of x: 32 float16/float32, 16 float64 */
-    ptrdiff_t b = isz == 8 ? 16 : 32;
-    while (b > 2 && b * job->n * isz > 524288) {
-        b /= 2;
-    }
-    if (b > job->dims[job->outer_ndim - 1]) {
-        b = job->dims[job->outer_ndim - 1];
-    }
-    return b < 2 ? 0 : b;
+    /* the panel's outputs must be adjacent too, for vector stores */
+    return job->mode == SM_MODE_LSE || job->o_strides[job->outer_ndim - 1] == isz;
 }
 
-/* Bytes between transposed rows: a multiple of 64 that is not one of 4096,
- * so that the B rows written side by side do not all map to one cache set. */
+/* Columns per panel: its n x width slice of x stays in L2 between passes. */
 static ptrdiff_t
-row_pitch(const sm_job *job)
+panel_width(const sm_job *job)
 {
-    return (job->n * item_size(job->dtype) + 63) / 64 * 64 + 192;
+    const ptrdiff_t w = job->tg->width;
+    ptrdiff_t p = SM_PANEL_BYTES / (job->n * item_size(job->dtype)) / w * w;
+    return p < w ? w : (p > SM_PANEL ? SM_PANEL : p);
+}
+
+/* Doubles of a panel's scratch: m, nan, m_run, two per-column results, the sums. */
+static ptrdiff_t
+panel_doubles(const sm_job *job)
+{
+    return SM_PANEL * (5 + 4 * (ptrdiff_t)job->tg->lanes + 1);
 }
 
 ptrdiff_t
 sm_scratch_doubles(const sm_job *job)
 {
     const ptrdiff_t v = pad32(job->n > SM_ROW_CACHE ? SM_SEG : (job->n > 0 ? job->n : 1));
-    /* two transposition buffers of B rows, in doubles (rounded up) */
-    const ptrdiff_t t = pad32(transpose_block(job) * row_pitch(job) / 8 + 1);
-    return v + 2 * t;
+    return v + (column_layout(job) ? panel_doubles(job) : 0);
 }
 
-#define SM_TRANSPOSE(T, DST, DST_STEP, SRC, SRC_STEP)                              \
-    for (ptrdiff_t j = 0; j < n; j++) {                                           \
-        for (ptrdiff_t b = 0; b < cnt; b++) {                                     \
-            *(T *)((DST) + (DST_STEP)) = *(const T *)((SRC) + (SRC_STEP));         \
-        }                                                                         \
-    }
-
-/* `cnt` neighbouring rows starting at `row`: transpose in, run, transpose out. */
-static void
-rows_block(const sm_job *job, const sm_row *row, char *lse_out, ptrdiff_t cnt, double *v,
-           char *tin, char *tout)
+static double
+count_posinf_strided(const sm_job *job, const sm_row *row)
 {
-    const ptrdiff_t n = row->n, isz = item_size(job->dtype), pitch = row_pitch(job);
-    const ptrdiff_t o_step = job->o_strides[job->outer_ndim - 1];
-    const char *x = row->x;
-    switch (isz) {
-        case 2: SM_TRANSPOSE(uint16_t, tin, b * pitch + j * 2, x, j * row->x_stride + b * 2); break;
-        case 4: SM_TRANSPOSE(uint32_t, tin, b * pitch + j * 4, x, j * row->x_stride + b * 4); break;
-        default: SM_TRANSPOSE(uint64_t, tin, b * pitch + j * 8, x, j * row->x_stride + b * 8); break;
+    const double sign = job->sc.negate ? -1.0 : 1.0;
+    double k = 0;
+    for (ptrdiff_t j = 0; j < row->n; j++) {
+        k += sign * load1(job->dtype, row->x + j * row->x_stride) == HUGE_VAL;
     }
-    for (ptrdiff_t b = 0; b < cnt; b++) {
-        sm_row rb = {tin + b * pitch, tout + b * pitch, NULL, n, isz, isz, 0};
-        row_whole(job, &rb, v, lse_out == NULL ? NULL : lse_out + b * o_step);
+    return k;
+}
+
+/* Column l's sum of the non-maxima, reduced as a row's (acc_reduce). */
+static void
+column_sum(const sm_job *job, const double *acc, ptrdiff_t ncols, ptrdiff_t l, double *r_hi,
+           double *r_lo)
+{
+    const int lanes = job->tg->lanes;
+    const ptrdiff_t plane = lanes * ncols, used = job->n < lanes ? job->n : lanes;
+    const int f64 = job->dtype == SM_F64;
+    sm_acc one;
+    for (ptrdiff_t k = 0; k < lanes; k++) {
+        const ptrdiff_t o = k * ncols + l;
+        one.hi[k] = k < used ? acc[o] : 0.0;
+        one.lo[k] = k < used && f64 ? acc[plane + o] : 0.0;
+        one.tiny_hi[k] = k < used && f64 ? acc[2 * plane + o] : 0.0;
+        one.tiny_lo[k] = k < used && f64 ? acc[3 * plane + o] : 0.0;
     }
-    if (job->mode == SM_MODE_LSE) {
-        return;
+    double hi, lo;
+    acc_reduce(&one, lanes, &hi, &lo);
+    dd_add(acc[4 * plane + l] - 1.0, 0.0, hi, lo, r_hi, r_lo);
+}
+
+static int
+column_kind(double nan, double m)
+{
+    return nan != 0.0 ? SM_ROW_NAN
+           : m == HUGE_VAL ? SM_ROW_POSINF
+           : !(m > -HUGE_VAL) ? SM_ROW_EMPTY
+           : SM_ROW_FINITE;
+}
+
+/* `ncols` (a multiple of the width) columns starting at `row`. */
+static void
+columns_panel(const sm_job *job, const sm_row *row, char *lse_out, ptrdiff_t ncols,
+              double *scratch)
+{
+    const sm_dtype_kernels *K = &job->tg->k[job->dtype];
+    const int negate = job->sc.negate;
+    const ptrdiff_t isz = item_size(job->dtype), o_step = job->o_strides[job->outer_ndim - 1];
+    const sm_cols c = {row->x, row->out, row->n, ncols / job->tg->width, row->x_stride,
+                       row->out_stride};
+    double *m = scratch, *nan = m + ncols, *m_run = nan + ncols, *a_hi = m_run + ncols;
+    double *a_lo = a_hi + ncols, *acc = a_lo + ncols;
+    int special = 0;
+    K->cols_max(&c, negate, m, nan);
+    for (ptrdiff_t l = 0; l < ncols; l++) {
+        /* a special column runs as if its max were 0 (keeping the arithmetic
+         * finite) and is written by write_special at the end */
+        const int finite = column_kind(nan[l], m[l]) == SM_ROW_FINITE;
+        m_run[l] = finite ? m[l] : 0.0;
+        special |= !finite;
     }
-    char *out = row->out;
-    switch (isz) {
-        case 2: SM_TRANSPOSE(uint16_t, out, j * row->out_stride + b * o_step, tout, b * pitch + j * 2); break;
-        case 4: SM_TRANSPOSE(uint32_t, out, j * row->out_stride + b * o_step, tout, b * pitch + j * 4); break;
-        default: SM_TRANSPOSE(uint64_t, out, j * row->out_stride + b * o_step, tout, b * pitch + j * 8); break;
+    K->cols_expsum(&c, negate, m_run, &job->sc, acc);
+    for (ptrdiff_t l = 0; l < ncols; l++) {
+        double r_hi, r_lo;
+        column_sum(job, acc, ncols, l, &r_hi, &r_lo);
+        if (job->mode == SM_MODE_SOFTMAX) {
+            reciprocal(r_hi, r_lo, &a_hi[l], &a_lo[l]);
+        }
+        else {
+            log1p_dd(r_hi, r_lo, &a_hi[l], &a_lo[l]);
+            if (job->mode == SM_MODE_LSE) {
+                store_lse(job, lse_out + l * o_step, m_run[l], a_hi[l], a_lo[l]);
+            }
+        }
+    }
+    if (job->mode == SM_MODE_SOFTMAX) {
+        K->cols_write_p(&c, negate, m_run, &job->sc, a_hi, a_lo);
+    }
+    else if (job->mode == SM_MODE_LOG) {
+        K->cols_write_log(&c, negate, m_run, &job->sc, a_hi, a_lo);
+    }
+    for (ptrdiff_t l = 0; special && l < ncols; l++) {
+        const int kind = column_kind(nan[l], m[l]);
+        if (kind == SM_ROW_FINITE) {
+            continue;
+        }
+        sm_row one = *row;
+        one.x += l * isz;
+        one.out = one.out == NULL ? NULL : one.out + l * isz;
+        const double k = kind == SM_ROW_POSINF ? count_posinf_strided(job, &one) : 0.0;
+        write_special(job, &one, kind, k, lse_out == NULL ? NULL : lse_out + l * o_step);
     }
 }
 
@@ -499,24 +581,26 @@ static void
 task_rows(void *arg, int tid, int nt)
 {
     const sm_job *job = arg;
-    const ptrdiff_t r0 = job->rows * tid / nt, r1 = job->rows * (tid + 1) / nt;
+    const int cols = column_layout(job);
+    /* panels start at multiples of the width: split the rows there */
+    const ptrdiff_t w = cols ? job->tg->width : 1;
+    const ptrdiff_t r0 = job->rows * tid / nt / w * w;
+    const ptrdiff_t r1 = tid == nt - 1 ? job->rows : job->rows * (tid + 1) / nt / w * w;
     double *v = job->scratch + tid * sm_scratch_doubles(job);
     sm_part *parts = job->parts + tid * sm_n_parts(job);
-    const ptrdiff_t block = transpose_block(job);
-    const ptrdiff_t vlen = pad32(job->n > SM_ROW_CACHE ? SM_SEG : (job->n > 0 ? job->n : 1));
-    const ptrdiff_t tlen = pad32(block * row_pitch(job) / 8 + 1);
-    char *tin = (char *)(v + vlen), *tout = (char *)(v + vlen + tlen);
+    double *panel = v + pad32(job->n > SM_ROW_CACHE ? SM_SEG : (job->n > 0 ? job->n : 1));
+    const ptrdiff_t panel_cols = cols ? panel_width(job) : 0;
     for (ptrdiff_t r = r0; r < r1; r++) {
         sm_row row;
         char *lse_out;
         row_at(job, r, &row, &lse_out);
-        if (block > 0) {
+        if (cols) {
             const ptrdiff_t last = job->dims[job->outer_ndim - 1];
             ptrdiff_t cnt = last - r % last;
-            cnt = cnt < block ? cnt : block;
             cnt = cnt < r1 - r ? cnt : r1 - r;
-            if (cnt >= 2) {
-                rows_block(job, &row, lse_out, cnt, v, tin, tout);
+            cnt = (cnt < panel_cols ? cnt : panel_cols) / w * w;
+            if (cnt > 0) {
+                columns_panel(job, &row, lse_out, cnt, panel);
                 r += cnt - 1;
                 continue;
             }

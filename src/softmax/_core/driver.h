@@ -16,6 +16,10 @@ enum { SM_MODE_SOFTMAX = 0, SM_MODE_LOG = 1, SM_MODE_LSE = 2 };
  */
 #define SM_ROW_CACHE 131072
 #define SM_SEG 4096
+/* Columns per panel of the column kernels at most (a multiple of every
+ * width), and the bytes of x a panel should span (half of a 1 MB L2). */
+#define SM_PANEL 512
+#define SM_PANEL_BYTES 524288
 
 /* Per-segment partial result of a long row. */
 typedef struct {

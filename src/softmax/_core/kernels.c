@@ -87,11 +87,14 @@ vexp_array(const double *y, double *out, ptrdiff_t n)
     }
 }
 
-#define SM_ENTRY(sfx) {load_##sfx, expsum_##sfx, write_p_##sfx, write_log_##sfx}
+#define SM_ENTRY(sfx)                                                                  \
+    {load_##sfx, expsum_##sfx, write_p_##sfx, write_log_##sfx, cols_max_##sfx,             \
+     cols_expsum_##sfx, cols_write_p_##sfx, cols_write_log_##sfx}
 
 const sm_target SM_TABLE = {
     SM_TARGET_NAME,
     SM_L,
+    SM_W,
     {SM_ENTRY(f16), SM_ENTRY(f32), SM_ENTRY(f64)},
     vexp_array,
 };

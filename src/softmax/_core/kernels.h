@@ -47,6 +47,24 @@ typedef struct {
     double count;
 } sm_acc;
 
+/*
+ * A panel of `blocks` x width neighbouring columns of a C-ordered array
+ * reduced along a non-last axis (width = the target's doubles per vector):
+ * column l is x[l], x[l + x_step], ... (n elements, steps in bytes), and
+ * element i of all of them sits side by side in memory. The column sums
+ * live in a caller's array of 4 planes (hi, lo, tiny_hi, tiny_lo, as in
+ * sm_acc) of lanes x columns doubles, accumulator a of column l at
+ * [plane][a][l], followed by the per-column count of maxima.
+ */
+typedef struct {
+    const char *x;
+    char *out;
+    ptrdiff_t n;
+    ptrdiff_t blocks;
+    ptrdiff_t x_step;
+    ptrdiff_t out_step;
+} sm_cols;
+
 /* The vector kernels of one SIMD target, one entry per input dtype. */
 typedef struct {
     /* v[0..pad) = sign * x with masked entries -inf, padded with -inf to a
@@ -62,11 +80,25 @@ typedef struct {
     /* out = (v - m) c - (l_hi + l_lo) */
     void (*write_log)(const double *v, double m, const sm_scale *sc, double l_hi,
                       double l_lo, const sm_row *row);
+    /* The same steps for a panel of columns, with per-column m, inv, l:
+     * m[l] = max of column l, nan[l] = 1 if it holds a NaN; */
+    void (*cols_max)(const sm_cols *c, int negate, double *m, double *nan);
+    /* acc = the column sums, as in sm_cols (planes unused by a dtype and
+     * accumulators past n are left unwritten: read them as 0); */
+    void (*cols_expsum)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,
+                        double *acc);
+    /* out = exp((v - m) c) (inv_hi + inv_lo), the exps recomputed; */
+    void (*cols_write_p)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,
+                         const double *inv_hi, const double *inv_lo);
+    /* out = (v - m) c - (l_hi + l_lo) */
+    void (*cols_write_log)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,
+                           const double *l_hi, const double *l_lo);
 } sm_dtype_kernels;
 
 typedef struct {
     const char *name;
     int lanes;     /* accumulators per row: vector width x unroll */
+    int width;     /* doubles per vector: columns per column block */
     sm_dtype_kernels k[SM_NDTYPES];
     /* out[j] = exp(y[j]): the vector exp alone, for accuracy tests */
     void (*exp)(const double *y, double *out, ptrdiff_t n);

@@ -39,9 +39,9 @@
 
 /* float64 needs the full exp (y_lo, tail, subnormals); narrower types the lite one */
 #if EXACT_DD
-#define SM_EXP(y_hi, y_lo) sm_vexp(&tab, (y_hi), (y_lo), 1)
+#define SM_EXP(tab, y_hi, y_lo) sm_vexp((tab), (y_hi), (y_lo), 1)
 #else
-#define SM_EXP(y_hi, y_lo) ((void)(y_lo), sm_vexp_lite(&tab, (y_hi)))
+#define SM_EXP(tab, y_hi, y_lo) ((void)(y_lo), sm_vexp_lite((tab), (y_hi)))
 #endif
 
 /* y = (v - m) c as hi + lo for one vector; d_hi == 0 marks exact maxima. */
@@ -136,6 +136,96 @@ SM_FN(load)(const sm_row *row, int negate, double *v, double *m_out)
     return SM_ROW_FINITE;
 }
 
+/* The running sums of one accumulator vector (see sm_acc). */
+typedef struct {
+    vd s, comp;       /* sum of the non-maxima and, for float64, its errors */
+#if EXACT_DD
+    vd ts, tc;        /* the terms below 2^-1022, scaled by 2^128 */
+#endif
+} SM_FN(sums);
+
+/*
+ * One vector of scores into one accumulator: e = exp((v - m) c) is returned
+ * (for storing), exact maxima are counted in *cnt instead of summed. Row
+ * and column kernels both go through here, so that an element meets the
+ * same arithmetic in the same accumulator whatever the layout.
+ */
+static inline vd
+SM_FN(term)(const sm_exp_table *tab, vd v, vd vm, int scaled, vd c_hi, vd c_lo,
+            SM_FN(sums) *a, vd *cnt)
+{
+    const vd zero = vd_set1(0.0);
+    vd d, y_hi, y_lo;
+    SM_FN(shift)(v, vm, scaled, c_hi, c_lo, &d, &y_hi, &y_lo);
+    const vd e = SM_EXP(tab, y_hi, y_lo);
+    vb top = vd_eq(d, zero);
+    *cnt = vd_add_masked(top, *cnt, vd_set1(1.0));
+#if EXACT_DD
+    vd t_e = vd_select(top, zero, e);
+    vb tiny = vd_lt(y_hi, vd_set1(-708.0));
+    if (vb_any(tiny)) {
+        /* Subnormal terms would each be rounded to the fixed quantum
+         * 2^-1074, and those errors add up when the rest sum is itself tiny
+         * (log_softmax of a dominant entry, logsumexp near 0). Sum them as
+         * exp(y + 128 ln2) instead, scaled back once in the driver. */
+        const vd sh_hi = vd_set1(0x1.62e42fefa39efp+6), sh_lo = vd_set1(0x1.abc9e3b39803fp-49);
+        vd b = vd_add(y_hi, sh_hi);
+        vd bb = vd_sub(b, y_hi);
+        vd b_lo = vd_add(vd_add(vd_sub(y_hi, vd_sub(b, bb)), vd_sub(sh_hi, bb)),
+                         vd_add(y_lo, sh_lo));
+        vd et = vd_select(tiny, sm_vexp(tab, b, b_lo, 1), zero);
+        vd tt = vd_add(a->ts, et);
+        vd tz = vd_sub(tt, a->ts);
+        a->tc = vd_add(a->tc, vd_add(vd_sub(a->ts, vd_sub(tt, tz)), vd_sub(et, tz)));
+        a->ts = tt;
+        t_e = vd_select(tiny, zero, t_e);
+    }
+    /* TwoSum: comp collects every rounding error of s */
+    vd t = vd_add(a->s, t_e);
+    vd z = vd_sub(t, a->s);
+    a->comp = vd_add(a->comp, vd_add(vd_sub(a->s, vd_sub(t, z)), vd_sub(t_e, z)));
+    a->s = t;
+#else
+    (void)tab;
+    a->s = vd_add_masked(vb_not(top), a->s, e);
+#endif
+    return e;
+}
+
+static inline SM_FN(sums)
+SM_FN(sums_load)(const double *hi, const double *lo, const double *tiny_hi, const double *tiny_lo)
+{
+    SM_FN(sums) a;
+    a.s = vd_load(hi);
+#if EXACT_DD
+    a.comp = vd_load(lo);
+    a.ts = vd_load(tiny_hi);
+    a.tc = vd_load(tiny_lo);
+#else
+    /* narrower types sum plainly: comp and the tiny sums stay 0 */
+    a.comp = vd_set1(0.0);
+    (void)lo;
+    (void)tiny_hi;
+    (void)tiny_lo;
+#endif
+    return a;
+}
+
+static inline void
+SM_FN(sums_store)(const SM_FN(sums) *a, double *hi, double *lo, double *tiny_hi, double *tiny_lo)
+{
+    vd_store(hi, a->s);
+#if EXACT_DD
+    vd_store(lo, a->comp);
+    vd_store(tiny_hi, a->ts);
+    vd_store(tiny_lo, a->tc);
+#else
+    (void)lo;
+    (void)tiny_hi;
+    (void)tiny_lo;
+#endif
+}
+
 static void
 SM_FN(expsum)(double *v, ptrdiff_t npad, double m, const sm_scale *sc, int store, sm_acc *acc)
 {
@@ -143,59 +233,19 @@ SM_FN(expsum)(double *v, ptrdiff_t npad, double m, const sm_scale *sc, int store
     const vd vm = vd_set1(m), c_hi = vd_set1(sc->c_hi), c_lo = vd_set1(sc->c_lo);
     /* a local: the stores below could alias *sc as far as the compiler knows */
     const int scaled = sc->scaled;
-    const vd zero = vd_set1(0.0), one = vd_set1(1.0);
-    vd s[SM_U], comp[SM_U], cnt = zero;
-#if EXACT_DD
-    vd ts[SM_U], tc[SM_U];
-    const vd tiny_y = vd_set1(-708.0);
-    const vd sh_hi = vd_set1(0x1.62e42fefa39efp+6), sh_lo = vd_set1(0x1.abc9e3b39803fp-49);
-#endif
+    vd cnt = vd_set1(0.0);
+    SM_FN(sums) a[SM_U];
     for (int u = 0; u < SM_U; u++) {
-        s[u] = vd_load(acc->hi + u * SM_W);
-        comp[u] = vd_load(acc->lo + u * SM_W);
-#if EXACT_DD
-        ts[u] = vd_load(acc->tiny_hi + u * SM_W);
-        tc[u] = vd_load(acc->tiny_lo + u * SM_W);
-#endif
+        const ptrdiff_t o = u * SM_W;
+        a[u] = SM_FN(sums_load)(acc->hi + o, acc->lo + o, acc->tiny_hi + o, acc->tiny_lo + o);
     }
     for (ptrdiff_t j = 0; j < npad; j += SM_L) {
         for (int u = 0; u < SM_U; u++) {
-            vd d, y_hi, y_lo;
-            SM_FN(shift)(vd_load(v + j + u * SM_W), vm, scaled, c_hi, c_lo, &d, &y_hi, &y_lo);
-            vd e = SM_EXP(y_hi, y_lo);
+            double *p = v + j + u * SM_W;
+            vd e = SM_FN(term)(&tab, vd_load(p), vm, scaled, c_hi, c_lo, &a[u], &cnt);
             if (store) {
-                vd_store(v + j + u * SM_W, e);
+                vd_store(p, e);
             }
-            vb top = vd_eq(d, zero);
-            cnt = vd_add_masked(top, cnt, one);
-#if EXACT_DD
-            e = vd_select(top, zero, e);
-            vb tiny = vd_lt(y_hi, tiny_y);
-            if (vb_any(tiny)) {
-                /* Subnormal terms would each be rounded to the fixed quantum
-                 * 2^-1074, and those errors add up when the rest sum is
-                 * itself tiny (log_softmax of a dominant entry, logsumexp
-                 * near 0). Sum them as exp(y + 128 ln2) instead, scaled
-                 * back once in the driver. */
-                vd a = vd_add(y_hi, sh_hi);
-                vd bb = vd_sub(a, y_hi);
-                vd a_lo = vd_add(vd_add(vd_sub(y_hi, vd_sub(a, bb)), vd_sub(sh_hi, bb)),
-                                 vd_add(y_lo, sh_lo));
-                vd et = vd_select(tiny, sm_vexp(&tab, a, a_lo, 1), zero);
-                vd tt = vd_add(ts[u], et);
-                vd tz = vd_sub(tt, ts[u]);
-                tc[u] = vd_add(tc[u], vd_add(vd_sub(ts[u], vd_sub(tt, tz)), vd_sub(et, tz)));
-                ts[u] = tt;
-                e = vd_select(tiny, zero, e);
-            }
-            /* TwoSum: comp collects every rounding error of s */
-            vd t = vd_add(s[u], e);
-            vd z = vd_sub(t, s[u]);
-            comp[u] = vd_add(comp[u], vd_add(vd_sub(s[u], vd_sub(t, z)), vd_sub(e, z)));
-            s[u] = t;
-#else
-            s[u] = vd_add_masked(vb_not(top), s[u], e);
-#endif
         }
     }
     double c[SM_W];
@@ -204,12 +254,8 @@ SM_FN(expsum)(double *v, ptrdiff_t npad, double m, const sm_scale *sc, int store
         acc->count += c[l];
     }
     for (int u = 0; u < SM_U; u++) {
-        vd_store(acc->hi + u * SM_W, s[u]);
-        vd_store(acc->lo + u * SM_W, comp[u]);
-#if EXACT_DD
-        vd_store(acc->tiny_hi + u * SM_W, ts[u]);
-        vd_store(acc->tiny_lo + u * SM_W, tc[u]);
-#endif
+        const ptrdiff_t o = u * SM_W;
+        SM_FN(sums_store)(&a[u], acc->hi + o, acc->lo + o, acc->tiny_hi + o, acc->tiny_lo + o);
     }
 }
 
@@ -250,6 +296,32 @@ SM_FN(expsum)(double *v, ptrdiff_t npad, double m, const sm_scale *sc, int store
         }                                                                          \
     } while (0)
 
+/* p = e (inv_hi + inv_lo) with one rounding for float64 (inv is 1/s to ~2^-104) */
+static inline vd
+SM_FN(prob)(vd e, vd inv_hi, vd inv_lo)
+{
+#if EXACT_DD
+    return vd_fma(e, inv_hi, vd_mul(e, inv_lo));
+#else
+    (void)inv_lo;
+    return vd_mul(e, inv_hi);
+#endif
+}
+
+/* log p = y - l; -inf scores (and masked entries) stay -inf, never NaN from y_lo */
+static inline vd
+SM_FN(logp)(vd y_hi, vd y_lo, vd l_hi, vd l_lo)
+{
+#if EXACT_DD
+    vd p = vd_add(vd_sub(y_hi, l_hi), vd_sub(y_lo, l_lo));
+#else
+    (void)y_lo;
+    (void)l_lo;
+    vd p = vd_sub(y_hi, l_hi);
+#endif
+    return vd_select(vd_lt(y_hi, vd_set1(-0x1.fffffffffffffp+1023)), vd_set1(-HUGE_VAL), p);
+}
+
 static void
 SM_FN(write_p)(const double *src, int exp, double m, const sm_scale *sc, double inv_hi,
                double inv_lo, const sm_row *row)
@@ -259,25 +331,16 @@ SM_FN(write_p)(const double *src, int exp, double m, const sm_scale *sc, double 
     /* a local: the stores below could alias *sc as far as the compiler knows */
     const int scaled = sc->scaled;
     const vd vi_hi = vd_set1(inv_hi), vi_lo = vd_set1(inv_lo);
-    (void)vi_lo;
-#if EXACT_DD
-    /* p = e (inv_hi + inv_lo) with one rounding: inv is 1/s to ~2^-104 */
-#define SM_P(e) vd_fma((e), vi_hi, vd_mul((e), vi_lo))
-#else
-#define SM_P(e) vd_mul((e), vi_hi)
-#endif
     if (exp) {
         SM_EMIT({
             vd d_, yh_, yl_;
             SM_FN(shift)(vd_load(src + j), vm, scaled, c_hi, c_lo, &d_, &yh_, &yl_);
-            vd e_ = SM_EXP(yh_, yl_);
-            p = SM_P(e_);
+            p = SM_FN(prob)(SM_EXP(&tab, yh_, yl_), vi_hi, vi_lo);
         });
     }
     else {
-        SM_EMIT({ p = SM_P(vd_load(src + j)); });
+        SM_EMIT({ p = SM_FN(prob)(vd_load(src + j), vi_hi, vi_lo); });
     }
-#undef SM_P
 }
 
 static void
@@ -285,24 +348,196 @@ SM_FN(write_log)(const double *v, double m, const sm_scale *sc, double l_hi, dou
                  const sm_row *row)
 {
     const vd vm = vd_set1(m), c_hi = vd_set1(sc->c_hi), c_lo = vd_set1(sc->c_lo);
-    /* a local: the stores below could alias *sc as far as the compiler knows */
     const int scaled = sc->scaled;
     const vd vl_hi = vd_set1(l_hi), vl_lo = vd_set1(l_lo);
-    const vd ninf = vd_set1(-HUGE_VAL), lowest = vd_set1(-0x1.fffffffffffffp+1023);
-    (void)vl_lo;
     SM_EMIT({
         vd d_, yh_, yl_;
         SM_FN(shift)(vd_load(v + j), vm, scaled, c_hi, c_lo, &d_, &yh_, &yl_);
-#if EXACT_DD
-        p = vd_add(vd_sub(yh_, vl_hi), vd_sub(yl_, vl_lo));
-#else
-        p = vd_sub(yh_, vl_hi);
-#endif
-        /* -inf scores (and masked entries) stay -inf, never NaN from y_lo */
-        p = vd_select(vd_lt(yh_, lowest), ninf, p);
+        p = SM_FN(logp)(yh_, yl_, vl_hi, vl_lo);
     });
 }
 
+/*
+ * Column kernels: a panel of c->blocks x SM_W neighbouring columns of a
+ * C-ordered array reduced along a non-last axis, one column per vector
+ * lane. Each pass sweeps the panel row after row, so x is read in runs of
+ * adjacent elements where it lies (no transposed copy, no stride-n walk).
+ * Element i of a column goes to accumulator i mod SM_L through term(), as
+ * element i of a row does in the row kernels, and is written by the same
+ * prob() / logp(): a column gives the same bits as the same values laid
+ * out as a row. Per-column arrays (m, nan, inv, l) hold one double per
+ * column; acc holds the sums as [array][accumulator][column] (see sm_cols).
+ */
+#define SM_COL_X(c, i, b) ((const IN_T *)((c)->x + (i) * (c)->x_step) + (b) * SM_W)
+#define SM_COL_OUT(c, i, b) ((IN_T *)((c)->out + (i) * (c)->out_step) + (b) * SM_W)
+
+/* Rows per strip: a block's accumulators stay in registers down a strip,
+ * and the strip's lines of x (one per row) stay in L1 for the next block. */
+#define SM_STRIP 128
+
+/*
+ * The hardware prefetchers follow runs of lines, not a panel's short runs
+ * one row apart: ask for rows [i0, i1) of the panel (of x or of out) a
+ * strip ahead, so that they are in cache when the strip is run.
+ */
+static inline void
+SM_FN(prefetch_rows)(const char *base, ptrdiff_t step, ptrdiff_t bytes, ptrdiff_t i0,
+                     ptrdiff_t i1, int write)
+{
+    for (ptrdiff_t i = i0; i < i1; i++) {
+        const char *row = base + i * step;
+        for (ptrdiff_t o = 0; o < bytes; o += 64) {
+            if (write) {
+                __builtin_prefetch(row + o, 1, 3);
+            }
+            else {
+                __builtin_prefetch(row + o, 0, 3);
+            }
+        }
+        if (bytes % 64 != 0 || ((uintptr_t)row & 63) != 0) {
+            /* the run's last line, when it is not aligned */
+            if (write) {
+                __builtin_prefetch(row + bytes - 1, 1, 3);
+            }
+            else {
+                __builtin_prefetch(row + bytes - 1, 0, 3);
+            }
+        }
+    }
+}
+
+static void
+SM_FN(cols_max)(const sm_cols *c, int negate, double *m, double *nan)
+{
+    const vd vsign = vd_set1(negate ? -1.0 : 1.0), one = vd_set1(1.0);
+    const ptrdiff_t bytes = c->blocks * SM_W * (ptrdiff_t)sizeof(IN_T);
+    SM_FN(prefetch_rows)(c->x, c->x_step, bytes, 0, c->n < SM_STRIP ? c->n : SM_STRIP, 0);
+    for (ptrdiff_t i0 = 0; i0 < c->n; i0 += SM_STRIP) {
+        const ptrdiff_t i1 = c->n - i0 < SM_STRIP ? c->n : i0 + SM_STRIP;
+        const ptrdiff_t i2 = c->n - i1 < SM_STRIP ? c->n : i1 + SM_STRIP;
+        SM_FN(prefetch_rows)(c->x, c->x_step, bytes, i1, i2, 0);
+        for (ptrdiff_t b = 0; b < c->blocks; b++) {
+            vd mx = i0 == 0 ? vd_set1(-HUGE_VAL) : vd_load(m + b * SM_W);
+            vd bad = i0 == 0 ? vd_set1(0.0) : vd_load(nan + b * SM_W);
+            for (ptrdiff_t i = i0; i < i1; i++) {
+                vd a = vd_mul(LOADV(SM_COL_X(c, i, b)), vsign);
+                bad = vd_select(vd_unord(a, a), one, bad);
+                mx = vd_max(mx, a);
+            }
+            vd_store(m + b * SM_W, mx);
+            vd_store(nan + b * SM_W, bad);
+        }
+    }
+}
+
+/* acc: planes written only where used: accumulators below min(n, SM_L), and
+ * lo / tiny_hi / tiny_lo only for float64 (zero elsewhere) */
+static void
+SM_FN(cols_expsum)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,
+                   double *acc)
+{
+    const sm_exp_table tab = sm_table_load(sm_exp_bits, sm_exp_tail);
+    const vd vsign = vd_set1(negate ? -1.0 : 1.0);
+    const vd c_hi = vd_set1(sc->c_hi), c_lo = vd_set1(sc->c_lo);
+    const int scaled = sc->scaled;
+    const ptrdiff_t width = c->blocks * SM_W, plane = SM_L * width;
+    double *count = acc + 4 * plane;
+    /* a strip is a whole number of accumulator rounds (SM_STRIP % SM_L == 0) */
+    for (ptrdiff_t i0 = 0; i0 < c->n; i0 += SM_STRIP) {
+        const ptrdiff_t i1 = c->n - i0 < SM_STRIP ? c->n : i0 + SM_STRIP;
+        const int kmax = i1 - i0 < SM_L ? (int)(i1 - i0) : SM_L;
+        for (ptrdiff_t b = 0; b < c->blocks; b++) {
+            const vd vm = vd_load(m + b * SM_W);
+            SM_FN(sums) a[SM_L];
+            vd cnt = i0 == 0 ? vd_set1(0.0) : vd_load(count + b * SM_W);
+            for (int k = 0; k < SM_L; k++) {
+                const ptrdiff_t o = k * width + b * SM_W;
+                if (i0 == 0) {
+                    memset(&a[k], 0, sizeof(a[k]));
+                }
+                else {
+                    a[k] = SM_FN(sums_load)(acc + o, acc + plane + o, acc + 2 * plane + o,
+                                            acc + 3 * plane + o);
+                }
+            }
+            ptrdiff_t i = i0;
+            for (; i + SM_L <= i1; i += SM_L) {
+                for (int k = 0; k < SM_L; k++) {
+                    vd v = vd_mul(LOADV(SM_COL_X(c, i + k, b)), vsign);
+                    (void)SM_FN(term)(&tab, v, vm, scaled, c_hi, c_lo, &a[k], &cnt);
+                }
+            }
+            for (int k = 0; i + k < i1; k++) {
+                vd v = vd_mul(LOADV(SM_COL_X(c, i + k, b)), vsign);
+                (void)SM_FN(term)(&tab, v, vm, scaled, c_hi, c_lo, &a[k], &cnt);
+            }
+            /* accumulators no element has reached stay unwritten (read as 0) */
+            const int kstore = i0 == 0 ? kmax : SM_L;
+            for (int k = 0; k < kstore; k++) {
+                const ptrdiff_t o = k * width + b * SM_W;
+                SM_FN(sums_store)(&a[k], acc + o, acc + plane + o, acc + 2 * plane + o,
+                                  acc + 3 * plane + o);
+            }
+            vd_store(count + b * SM_W, cnt);
+        }
+    }
+}
+
+static void
+SM_FN(cols_write_p)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,
+                    const double *inv_hi, const double *inv_lo)
+{
+    const sm_exp_table tab = sm_table_load(sm_exp_bits, sm_exp_tail);
+    const vd vsign = vd_set1(negate ? -1.0 : 1.0);
+    const vd c_hi = vd_set1(sc->c_hi), c_lo = vd_set1(sc->c_lo);
+    const int scaled = sc->scaled;
+    const ptrdiff_t xb = c->blocks * SM_W * (ptrdiff_t)sizeof(IN_T);
+    for (ptrdiff_t i = 0; i < c->n; i++) {
+        if (i % SM_STRIP == 0) {
+            /* the next strip: x back from L2 (or beyond), out's lines for writing */
+            const ptrdiff_t i2 = c->n - i < 2 * SM_STRIP ? c->n : i + 2 * SM_STRIP;
+            SM_FN(prefetch_rows)(c->x, c->x_step, xb, i + SM_STRIP < i2 ? i + SM_STRIP : i2, i2, 0);
+            SM_FN(prefetch_rows)(c->out, c->out_step, xb, i + SM_STRIP < i2 ? i + SM_STRIP : i2, i2, 1);
+        }
+        for (ptrdiff_t b = 0; b < c->blocks; b++) {
+            vd d, y_hi, y_lo;
+            SM_FN(shift)(vd_mul(LOADV(SM_COL_X(c, i, b)), vsign), vd_load(m + b * SM_W), scaled,
+                         c_hi, c_lo, &d, &y_hi, &y_lo);
+            vd p = SM_FN(prob)(SM_EXP(&tab, y_hi, y_lo), vd_load(inv_hi + b * SM_W),
+                               vd_load(inv_lo + b * SM_W));
+            STOREV(SM_COL_OUT(c, i, b), p);
+        }
+    }
+}
+
+static void
+SM_FN(cols_write_log)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,
+                      const double *l_hi, const double *l_lo)
+{
+    const vd vsign = vd_set1(negate ? -1.0 : 1.0);
+    const vd c_hi = vd_set1(sc->c_hi), c_lo = vd_set1(sc->c_lo);
+    const int scaled = sc->scaled;
+    const ptrdiff_t xb = c->blocks * SM_W * (ptrdiff_t)sizeof(IN_T);
+    for (ptrdiff_t i = 0; i < c->n; i++) {
+        if (i % SM_STRIP == 0) {
+            /* the next strip: x back from L2 (or beyond), out's lines for writing */
+            const ptrdiff_t i2 = c->n - i < 2 * SM_STRIP ? c->n : i + 2 * SM_STRIP;
+            SM_FN(prefetch_rows)(c->x, c->x_step, xb, i + SM_STRIP < i2 ? i + SM_STRIP : i2, i2, 0);
+            SM_FN(prefetch_rows)(c->out, c->out_step, xb, i + SM_STRIP < i2 ? i + SM_STRIP : i2, i2, 1);
+        }
+        for (ptrdiff_t b = 0; b < c->blocks; b++) {
+            vd d, y_hi, y_lo;
+            SM_FN(shift)(vd_mul(LOADV(SM_COL_X(c, i, b)), vsign), vd_load(m + b * SM_W), scaled,
+                         c_hi, c_lo, &d, &y_hi, &y_lo);
+            vd p = SM_FN(logp)(y_hi, y_lo, vd_load(l_hi + b * SM_W), vd_load(l_lo + b * SM_W));
+            STOREV(SM_COL_OUT(c, i, b), p);
+        }
+    }
+}
+
+#undef SM_COL_X
+#undef SM_COL_OUT
+#undef SM_STRIP
 #undef SM_EXP
 #undef SM_FN
 #undef SM_CAT
