@@ -9,6 +9,7 @@
  * elements, whatever the threads) and merged in segment order.
  */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "driver.h"
@@ -577,6 +578,24 @@ sm_n_parts(const sm_job *job)
     return job->n > SM_ROW_CACHE ? n_segments(job->n) : 1;
 }
 
+/*
+ * Asks for row r's x into L2 while the row before it is computed: the
+ * passes over a row work in the scratch, where the hardware prefetcher
+ * sees no reads of x to follow, so without this each row's load would
+ * wait on memory with nothing to overlap.
+ */
+static void
+prefetch_row(const sm_job *job, ptrdiff_t r)
+{
+    sm_row next;
+    char *unused;
+    row_at(job, r, &next, &unused);
+    const char *p = next.x, *end = next.x + next.n * next.x_stride;
+    for (p = (const char *)((uintptr_t)p & ~(uintptr_t)63); p < end; p += 64) {
+        __builtin_prefetch(p, 0, 2);
+    }
+}
+
 static void
 task_rows(void *arg, int tid, int nt)
 {
@@ -590,6 +609,8 @@ task_rows(void *arg, int tid, int nt)
     sm_part *parts = job->parts + tid * sm_n_parts(job);
     double *panel = v + pad32(job->n > SM_ROW_CACHE ? SM_SEG : (job->n > 0 ? job->n : 1));
     const ptrdiff_t panel_cols = cols ? panel_width(job) : 0;
+    const int prefetch = !cols && job->mask == NULL && job->x_stride == item_size(job->dtype) &&
+                         job->n * job->x_stride >= SM_PREFETCH_MIN;
     for (ptrdiff_t r = r0; r < r1; r++) {
         sm_row row;
         char *lse_out;
@@ -611,6 +632,9 @@ task_rows(void *arg, int tid, int nt)
             }
         }
         else if (row.n <= SM_ROW_CACHE) {
+            if (prefetch && r + 1 < r1) {
+                prefetch_row(job, r + 1);
+            }
             row_whole(job, &row, v, lse_out);
         }
         else {

@@ -78,17 +78,16 @@ static inline void vd_store_f32(float *p, vd a) { _mm256_storeu_ps(p, _mm512_cvt
 static inline vd vd_load_f16(const uint16_t *p)
 { return _mm512_cvtps_pd(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p))); }
 /* double -> float16 correctly rounded: round to odd in float32 (24 bits >=
- * 11 + 2, so the second rounding cannot double-round), then RNE to half */
+ * 11 + 2, so the second rounding cannot double-round), then RNE to half.
+ * Round to odd: truncate, then set the last bit where that was inexact. */
 static inline void vd_store_f16(uint16_t *p, vd a)
 {
-    __m256 f = _mm512_cvtpd_ps(a);
-    vd back = _mm512_cvtps_pd(f);
-    vb inexact = _mm512_cmp_pd_mask(back, a, _CMP_NEQ_UQ);
-    vb away = _mm512_cmp_pd_mask(vd_abs(back), vd_abs(a), _CMP_GT_OQ);
-    __m256i down = _mm512_cvtepi64_epi32(_mm512_maskz_set1_epi64(away, -1));
-    __m256i odd = _mm512_cvtepi64_epi32(_mm512_maskz_set1_epi64(inexact, 1));
-    __m256i fb = _mm256_or_si256(_mm256_add_epi32(_mm256_castps_si256(f), down), odd);
-    __m128i h = _mm256_cvtps_ph(_mm256_castsi256_ps(fb), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 f = _mm512_cvt_roundpd_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    __mmask16 inexact = (__mmask16)_mm512_cmp_pd_mask(_mm512_cvtps_pd(f), a, _CMP_NEQ_UQ);
+    __m512i fb = _mm512_castsi256_si512(_mm256_castps_si256(f));
+    fb = _mm512_mask_or_epi32(fb, inexact, fb, _mm512_set1_epi32(1));
+    __m128i h = _mm256_cvtps_ph(_mm256_castsi256_ps(_mm512_castsi512_si256(fb)),
+                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     _mm_storeu_si128((__m128i *)p, h);
 }
 
