@@ -5,7 +5,7 @@ of neighbouring columns read in place, row after row). Each column must give
 exactly the bits its values give as one contiguous row, under every SIMD
 target this CPU supports, through every code path of a panel: NaN, +inf and
 all -inf columns, repeated maxima, temperatures and bases (the scaled and the
-negated scores), columns shorter than the accumulator count, longer than a
+negated scores), in place (out=x), columns shorter than the accumulator count, longer than a
 strip, panels split across threads, and widths that leave a remainder.
 """
 
@@ -51,6 +51,13 @@ for threads in (1, 2):
                         np.ascontiguousarray(want).view(np.uint8))
                     if not same:
                         failures.append((threads, dt.__name__, shape, name, kw))
+                    if name != "logsumexp":
+                        # in place: out is x itself
+                        inplace = x.copy()
+                        f(inplace, axis=0, out=inplace, **kw)
+                        if not np.array_equal(inplace.view(np.uint8),
+                                              np.ascontiguousarray(got).view(np.uint8)):
+                            failures.append(("in place", threads, dt.__name__, shape, name, kw))
 print(len(failures), failures[:5])
 """
 

@@ -4,7 +4,8 @@ Every call goes the same way: arguments are checked once (``_validation``),
 the reduction axes are moved last (a view when one axis is reduced, a copy
 only for a tuple of axes that cannot be merged), and the C core walks the
 rows. Arrays of other libraries (PyTorch, JAX, Dask, ...) are handed to
-``_generic`` before any of this.
+``_generic`` before any of this. The plain call (a NumPy float array, an
+int axis, no options) skips all of it: ``_core.fast`` checks and runs it.
 """
 
 from __future__ import annotations
@@ -58,52 +59,12 @@ def _foreign(x) -> bool:
     return False
 
 
-def _plain(x, axis, temperature, base, where) -> bool:
-    """The common call: a native float16/32/64 ndarray, one int axis, no options.
-
-    It skips validation and layout (each costs microseconds on a 3-element
-    vector) and gives the same result as the general path; anything else,
-    including every error case, takes the general path.
-    """
-    return (
-        type(x) is np.ndarray
-        and where is None
-        and base is None
-        and type(axis) is int
-        and type(temperature) in (int, float)
-        and temperature == 1
-        and x.dtype.char in "efd"
-        and x.dtype.isnative
-        and x.flags.aligned
-        and -x.ndim <= axis < x.ndim
-    )
-
-
-def _plain_out(x: np.ndarray, out) -> bool:
-    """`out` can be written by the core as it is: x itself, or a separate array."""
-    return (
-        type(out) is np.ndarray
-        and out.shape == x.shape
-        and out.dtype == x.dtype
-        and out.flags.writeable
-        and out.flags.aligned
-        and (
-            (out is x and _no_internal_overlap(x))
-            or not np.may_share_memory(out, x)
-        )
-    )
-
-
-def _plain_softmax(x: np.ndarray, axis: int, log: bool, out=None) -> np.ndarray:
-    if out is None:
-        out = np.empty_like(x)
-    if axis == -1 or axis == x.ndim - 1:
-        _core.softmax(x, out, None, 1.0, 0.0, log)
-    else:
-        # rows along `axis`: swapping it last is a view, and row order does
-        # not change any row's bits
-        _core.softmax(x.swapaxes(axis, -1), out.swapaxes(axis, -1), None, 1.0, 0.0, log)
-    return out
+# The plain call (an aligned native float16/32/64 ndarray, one int axis,
+# temperature 1, nothing else) is recognized and run by the C core in one
+# call: on a 3-element vector the same checks in Python cost more than the
+# computation. It returns None for anything else, including every error
+# case, and the general path below takes over with the same bits.
+_fast = _core.fast
 
 
 def _axes_last(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
@@ -293,8 +254,8 @@ def softmax(x, axis=-1, *, temperature=1.0, base=None, where=None, out=None):
     >>> sm.softmax([2.0, 1.0, 0.1], temperature=0)
     array([1., 0., 0.])
     """
-    if _plain(x, axis, temperature, base, where) and (out is None or _plain_out(x, out)):
-        return _plain_softmax(x, axis, False, out)
+    if (result := _fast(0, x, axis, temperature, base, where, out)) is not None:
+        return result
     if _foreign(x):
         from . import _generic
 
@@ -329,8 +290,8 @@ def log_softmax(x, axis=-1, *, temperature=1.0, base=None, where=None, out=None)
     >>> float(sm.log_softmax([40.0, 0.0])[0])  # p = 1 - 4.2e-18, still visible
     -4.248354255291589e-18
     """
-    if _plain(x, axis, temperature, base, where) and (out is None or _plain_out(x, out)):
-        return _plain_softmax(x, axis, True, out)
+    if (result := _fast(1, x, axis, temperature, base, where, out)) is not None:
+        return result
     if _foreign(x):
         from . import _generic
 
@@ -387,19 +348,8 @@ def logsumexp(x, axis=None, *, b=None, keepdims=False, return_sign=False, where=
     >>> sm.logsumexp([[0.0, 0.0], [1.0, -np.inf]], axis=1)
     array([0.69314718, 1.        ])
     """
-    if (
-        b is None
-        and not keepdims
-        and not return_sign
-        and type(x) is np.ndarray
-        and x.ndim >= 1
-        and (axis is None or type(axis) is int)
-        and (axis == x.ndim - 1 or axis == -1 or (axis is None and x.ndim == 1))
-        and _plain(x, -1, 1.0, None, where)
-    ):
-        value = np.empty(x.shape[:-1], dtype=x.dtype)
-        _core.logsumexp(x, value, None)
-        return value[()] if value.ndim == 0 else value
+    if (result := _fast(2, x, axis, b, keepdims, where, return_sign)) is not None:
+        return result
     if _foreign(x):
         from . import _generic
 

@@ -477,17 +477,6 @@ sm_scratch_doubles(const sm_job *job)
     return v + (column_layout(job) ? panel_doubles(job) : 0);
 }
 
-static double
-count_posinf_strided(const sm_job *job, const sm_row *row)
-{
-    const double sign = job->sc.negate ? -1.0 : 1.0;
-    double k = 0;
-    for (ptrdiff_t j = 0; j < row->n; j++) {
-        k += sign * load1(job->dtype, row->x + j * row->x_stride) == HUGE_VAL;
-    }
-    return k;
-}
-
 /* Column l's sum of the non-maxima, reduced as a row's (acc_reduce). */
 static void
 column_sum(const sm_job *job, const double *acc, ptrdiff_t ncols, ptrdiff_t l, double *r_hi,
@@ -521,7 +510,7 @@ column_kind(double nan, double m)
 /* `ncols` (a multiple of the width) columns starting at `row`. */
 static void
 columns_panel(const sm_job *job, const sm_row *row, char *lse_out, ptrdiff_t ncols,
-              double *scratch)
+              double *scratch, double *v)
 {
     const sm_dtype_kernels *K = &job->tg->k[job->dtype];
     const int negate = job->sc.negate;
@@ -532,6 +521,20 @@ columns_panel(const sm_job *job, const sm_row *row, char *lse_out, ptrdiff_t nco
     double *a_lo = a_hi + ncols, *acc = a_lo + ncols;
     int special = 0;
     K->cols_max(&c, negate, m, nan);
+    for (ptrdiff_t l = 0; l < ncols; l++) {
+        if (column_kind(nan[l], m[l]) == SM_ROW_POSINF) {
+            /* A +inf column's output depends on which entries are +inf, read
+             * after the vector pass has written out, which may be x itself:
+             * such a (rare) panel takes the row path, column by column. */
+            for (ptrdiff_t k = 0; k < ncols; k++) {
+                sm_row one = *row;
+                one.x += k * isz;
+                one.out = one.out == NULL ? NULL : one.out + k * isz;
+                row_whole(job, &one, v, lse_out == NULL ? NULL : lse_out + k * o_step);
+            }
+            return;
+        }
+    }
     for (ptrdiff_t l = 0; l < ncols; l++) {
         /* a special column runs as if its max were 0 (keeping the arithmetic
          * finite) and is written by write_special at the end */
@@ -564,11 +567,11 @@ columns_panel(const sm_job *job, const sm_row *row, char *lse_out, ptrdiff_t nco
         if (kind == SM_ROW_FINITE) {
             continue;
         }
+        /* NaN or all -inf: written without reading x (+inf went the row path) */
         sm_row one = *row;
         one.x += l * isz;
         one.out = one.out == NULL ? NULL : one.out + l * isz;
-        const double k = kind == SM_ROW_POSINF ? count_posinf_strided(job, &one) : 0.0;
-        write_special(job, &one, kind, k, lse_out == NULL ? NULL : lse_out + l * o_step);
+        write_special(job, &one, kind, 0.0, lse_out == NULL ? NULL : lse_out + l * o_step);
     }
 }
 
@@ -576,24 +579,6 @@ ptrdiff_t
 sm_n_parts(const sm_job *job)
 {
     return job->n > SM_ROW_CACHE ? n_segments(job->n) : 1;
-}
-
-/*
- * Asks for row r's x into L2 while the row before it is computed: the
- * passes over a row work in the scratch, where the hardware prefetcher
- * sees no reads of x to follow, so without this each row's load would
- * wait on memory with nothing to overlap.
- */
-static void
-prefetch_row(const sm_job *job, ptrdiff_t r)
-{
-    sm_row next;
-    char *unused;
-    row_at(job, r, &next, &unused);
-    const char *p = next.x, *end = next.x + next.n * next.x_stride;
-    for (p = (const char *)((uintptr_t)p & ~(uintptr_t)63); p < end; p += 64) {
-        __builtin_prefetch(p, 0, 2);
-    }
 }
 
 static void
@@ -609,8 +594,6 @@ task_rows(void *arg, int tid, int nt)
     sm_part *parts = job->parts + tid * sm_n_parts(job);
     double *panel = v + pad32(job->n > SM_ROW_CACHE ? SM_SEG : (job->n > 0 ? job->n : 1));
     const ptrdiff_t panel_cols = cols ? panel_width(job) : 0;
-    const int prefetch = !cols && job->mask == NULL && job->x_stride == item_size(job->dtype) &&
-                         job->n * job->x_stride >= SM_PREFETCH_MIN;
     for (ptrdiff_t r = r0; r < r1; r++) {
         sm_row row;
         char *lse_out;
@@ -621,7 +604,7 @@ task_rows(void *arg, int tid, int nt)
             cnt = cnt < r1 - r ? cnt : r1 - r;
             cnt = (cnt < panel_cols ? cnt : panel_cols) / w * w;
             if (cnt > 0) {
-                columns_panel(job, &row, lse_out, cnt, panel);
+                columns_panel(job, &row, lse_out, cnt, panel, v);
                 r += cnt - 1;
                 continue;
             }
@@ -632,9 +615,6 @@ task_rows(void *arg, int tid, int nt)
             }
         }
         else if (row.n <= SM_ROW_CACHE) {
-            if (prefetch && r + 1 < r1) {
-                prefetch_row(job, r + 1);
-            }
             row_whole(job, &row, v, lse_out);
         }
         else {

@@ -20,8 +20,6 @@ enum { SM_MODE_SOFTMAX = 0, SM_MODE_LOG = 1, SM_MODE_LSE = 2 };
  * width), and the bytes of x a panel should span (half of a 1 MB L2). */
 #define SM_PANEL 512
 #define SM_PANEL_BYTES 524288
-/* Rows of at least this many bytes are prefetched a row ahead. */
-#define SM_PREFETCH_MIN 1024
 
 /* Per-segment partial result of a long row. */
 typedef struct {

@@ -6,7 +6,8 @@
  * reduction axis is the last one, out has x's dtype and the right shape and
  * is writeable, the mask (if any) is a bool array broadcast to x's shape.
  * This file re-checks only what it needs to stay memory safe, plans the
- * call, and runs it with the GIL released.
+ * call, and runs it with the GIL released. The one exception is `fast`,
+ * which checks the user's arguments itself, for the plain call only.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -84,10 +85,15 @@ as_mask(PyObject *obj, PyArrayObject *x, PyArrayObject **mask)
     return 0;
 }
 
-/* Fills the job's geometry from x (reduced along its last axis). */
+/*
+ * Fills the job's geometry from x, reduced along `axis`: the rows are walked
+ * as in x.swapaxes(axis, -1), so axis = ndim - 1 is x's own order. out has
+ * x's shape (softmax) or x.shape[:-1] (logsumexp, out_has_last = 0, axis
+ * ndim - 1 only).
+ */
 static void
 job_init(sm_job *job, PyArrayObject *x, PyArrayObject *out, int out_has_last,
-         PyArrayObject *mask)
+         PyArrayObject *mask, int axis)
 {
     const int nd = PyArray_NDIM(x);
     memset(job, 0, offsetof(sm_job, dims));
@@ -96,19 +102,20 @@ job_init(sm_job *job, PyArrayObject *x, PyArrayObject *out, int out_has_last,
     job->outer_ndim = nd - 1;
     job->rows = 1;
     for (int d = 0; d < nd - 1; d++) {
-        job->dims[d] = PyArray_DIM(x, d);
-        job->x_strides[d] = PyArray_STRIDE(x, d);
-        job->o_strides[d] = PyArray_STRIDE(out, d);
-        job->m_strides[d] = mask ? PyArray_STRIDE(mask, d) : 0;
-        job->rows *= PyArray_DIM(x, d);
+        const int s = d == axis ? nd - 1 : d;
+        job->dims[d] = PyArray_DIM(x, s);
+        job->x_strides[d] = PyArray_STRIDE(x, s);
+        job->o_strides[d] = PyArray_STRIDE(out, s);
+        job->m_strides[d] = mask ? PyArray_STRIDE(mask, s) : 0;
+        job->rows *= PyArray_DIM(x, s);
     }
     job->x = PyArray_BYTES(x);
     job->out = PyArray_BYTES(out);
     job->mask = mask ? (const unsigned char *)PyArray_BYTES(mask) : NULL;
-    job->n = PyArray_DIM(x, nd - 1);
-    job->x_stride = PyArray_STRIDE(x, nd - 1);
-    job->out_stride = out_has_last ? PyArray_STRIDE(out, nd - 1) : 0;
-    job->mask_stride = mask ? PyArray_STRIDE(mask, nd - 1) : 0;
+    job->n = PyArray_DIM(x, axis);
+    job->x_stride = PyArray_STRIDE(x, axis);
+    job->out_stride = out_has_last ? PyArray_STRIDE(out, axis) : 0;
+    job->mask_stride = mask ? PyArray_STRIDE(mask, axis) : 0;
 }
 
 /* Allocates the per-thread memory, runs the job without the GIL, frees. */
@@ -174,7 +181,7 @@ core_softmax(PyObject *self, PyObject *args)
         return NULL;
     }
     sm_job job;
-    job_init(&job, x, out, 1, mask);
+    job_init(&job, x, out, 1, mask, PyArray_NDIM(x) - 1);
     job.mode = log_mode ? SM_MODE_LOG : SM_MODE_SOFTMAX;
     job.sc.negate = c_hi < 0;
     job.sc.c_hi = fabs(c_hi);
@@ -214,10 +221,247 @@ core_logsumexp(PyObject *self, PyObject *args)
         return NULL;
     }
     sm_job job;
-    job_init(&job, x, out, 0, mask);
+    job_init(&job, x, out, 0, mask, nd - 1);
     job.mode = SM_MODE_LSE;
     job.sc.c_hi = 1.0;
     return run_job(&job);
+}
+
+/*
+ * The fast path: the common call on a small array costs less here than the
+ * checks alone cost in Python. It decides, exactly as the rules below say,
+ * whether the call is the plain case, and runs it; for anything else it
+ * returns None without an error, and the general path (which owns every
+ * error message) takes over. Results are the general path's bits: the job
+ * is the same one the general path plans.
+ */
+
+/* An aligned native float16/32/64 ndarray, not a subclass. */
+static int
+fast_float_array(PyObject *obj)
+{
+    if (!PyArray_CheckExact(obj)) {
+        return 0;
+    }
+    PyArrayObject *a = (PyArrayObject *)obj;
+    const int t = PyArray_TYPE(a);
+    return (t == NPY_FLOAT16 || t == NPY_FLOAT32 || t == NPY_FLOAT64) && PyArray_ISALIGNED(a) &&
+           PyArray_ISNOTSWAPPED(a);
+}
+
+/* An exact int in [-nd, nd) (bool is not one), normalized into *axis. */
+static int
+fast_axis(PyObject *obj, int nd, int *axis)
+{
+    if (!PyLong_CheckExact(obj)) {
+        return 0;
+    }
+    int overflow;
+    const long a = PyLong_AsLongAndOverflow(obj, &overflow);
+    if (overflow || a < -nd || a >= nd) {
+        return 0;
+    }
+    *axis = (int)(a < 0 ? a + nd : a);
+    return 1;
+}
+
+/* An exact int or float equal to 1: no scaling. */
+static int
+fast_unit(PyObject *obj)
+{
+    if (PyFloat_CheckExact(obj)) {
+        return PyFloat_AS_DOUBLE(obj) == 1.0;
+    }
+    if (PyLong_CheckExact(obj)) {
+        int overflow;
+        return PyLong_AsLongAndOverflow(obj, &overflow) == 1 && !overflow;
+    }
+    return 0;
+}
+
+/* `not obj`, with an error in __bool__ left for the general path to raise. */
+static int
+fast_false(PyObject *obj)
+{
+    if (obj == Py_False || obj == Py_None) {
+        return 1;
+    }
+    const int t = PyObject_IsTrue(obj);
+    if (t < 0) {
+        PyErr_Clear();
+    }
+    return t == 0;
+}
+
+/* As np.may_share_memory(a, b) (bounds only): the byte ranges intersect. */
+static int
+extents_overlap(PyArrayObject *a, PyArrayObject *b)
+{
+    char *lo[2], *hi[2];
+    PyArrayObject *ab[2] = {a, b};
+    for (int k = 0; k < 2; k++) {
+        npy_intp low = 0, up = 0;
+        for (int d = 0; d < PyArray_NDIM(ab[k]); d++) {
+            const npy_intp n = PyArray_DIM(ab[k], d);
+            if (n == 0) {
+                return 0;  /* an empty array spans no memory */
+            }
+            const npy_intp span = PyArray_STRIDE(ab[k], d) * (n - 1);
+            if (span > 0) {
+                up += span;
+            }
+            else {
+                low += span;
+            }
+        }
+        lo[k] = PyArray_BYTES(ab[k]) + low;
+        hi[k] = PyArray_BYTES(ab[k]) + up + PyArray_ITEMSIZE(ab[k]);
+    }
+    return lo[0] < hi[1] && lo[1] < hi[0];
+}
+
+/* As _api._no_internal_overlap: no two elements of a share memory. */
+static int
+no_internal_overlap(PyArrayObject *a)
+{
+    npy_intp st[NPY_MAXDIMS], ns[NPY_MAXDIMS];
+    int k = 0;
+    for (int d = 0; d < PyArray_NDIM(a); d++) {
+        if (PyArray_DIM(a, d) > 1) {
+            const npy_intp s = PyArray_STRIDE(a, d);
+            int i = k++;
+            /* insertion sort by |stride|: few axes */
+            for (; i > 0 && st[i - 1] > (s < 0 ? -s : s); i--) {
+                st[i] = st[i - 1];
+                ns[i] = ns[i - 1];
+            }
+            st[i] = s < 0 ? -s : s;
+            ns[i] = PyArray_DIM(a, d);
+        }
+    }
+    npy_intp span = PyArray_ITEMSIZE(a);
+    for (int i = 0; i < k; i++) {
+        if (st[i] < span) {
+            return 0;
+        }
+        span = st[i] * (ns[i] - 1) + span;
+    }
+    return 1;
+}
+
+/* As _api's rules for out=: x itself (without internal overlap), or an
+ * array of x's shape and dtype that the core can write and that does not
+ * overlap x. */
+static int
+fast_out(PyObject *obj, PyArrayObject *x)
+{
+    if (!PyArray_CheckExact(obj)) {
+        return 0;
+    }
+    PyArrayObject *out = (PyArrayObject *)obj;
+    const int nd = PyArray_NDIM(x);
+    if (!same_shape(x, out, nd) ||
+        !(PyArray_DESCR(out) == PyArray_DESCR(x) ||
+          PyArray_EquivTypes(PyArray_DESCR(out), PyArray_DESCR(x))) ||
+        !PyArray_ISWRITEABLE(out) || !PyArray_ISALIGNED(out)) {
+        return 0;
+    }
+    return (out == x && no_internal_overlap(x)) || !extents_overlap(out, x);
+}
+
+PyDoc_STRVAR(fast_doc,
+"fast(mode, x, axis, temperature, base, where, out)\n--\n\n"
+"Internal: the plain call of softmax (mode 0) or log_softmax (mode 1), run\n"
+"at once; None if the call is not plain. For logsumexp (mode 2) the slots\n"
+"are (2, x, axis, b, keepdims, where, return_sign).");
+
+static PyObject *
+core_fast(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "fast takes 7 arguments (internal)");
+        return NULL;
+    }
+    /* the numbers _api.py passes, kept apart from the driver's SM_MODE_* */
+    static const int modes[3] = {SM_MODE_SOFTMAX, SM_MODE_LOG, SM_MODE_LSE};
+    const long m = PyLong_AsLong(args[0]);
+    if (m == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (m < 0 || m > 2) {
+        PyErr_SetString(PyExc_ValueError, "fast: mode must be 0, 1 or 2 (internal)");
+        return NULL;
+    }
+    const int mode = modes[m];
+    PyObject *x_obj = args[1], *axis_obj = args[2], *where = args[5];
+    if (!fast_float_array(x_obj) || where != Py_None) {
+        Py_RETURN_NONE;
+    }
+    PyArrayObject *x = (PyArrayObject *)x_obj, *out;
+    const int nd = PyArray_NDIM(x);
+    sm_job job;
+
+    if (mode == SM_MODE_LSE) {
+        /* one int axis that is the last one (or None on a 1-d x), no weights,
+         * no keepdims, no sign: a C-contiguous array of x.shape[:-1] */
+        PyObject *b = args[3], *keepdims = args[4], *return_sign = args[6];
+        int axis;
+        if (b != Py_None || !fast_false(keepdims) || !fast_false(return_sign) || nd < 1 ||
+            !(axis_obj == Py_None ? nd == 1
+                                  : fast_axis(axis_obj, nd, &axis) && axis == nd - 1)) {
+            Py_RETURN_NONE;
+        }
+        Py_INCREF(PyArray_DESCR(x));
+        out = (PyArrayObject *)PyArray_Empty(nd - 1, PyArray_DIMS(x), PyArray_DESCR(x), 0);
+        if (out == NULL) {
+            return NULL;
+        }
+        job_init(&job, x, out, 0, NULL, nd - 1);
+        job.mode = SM_MODE_LSE;
+        job.sc.c_hi = 1.0;
+        PyObject *r = run_job(&job);
+        if (r == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(r);
+        /* a 0-d result is a NumPy scalar, as value[()] gives */
+        return PyArray_Return(out);
+    }
+
+    /* softmax / log_softmax: an int axis in range (so x is at least 1-d),
+     * temperature 1, no base */
+    PyObject *temperature = args[3], *base = args[4], *out_obj = args[6];
+    int axis;
+    if (base != Py_None || !fast_axis(axis_obj, nd, &axis) || !fast_unit(temperature)) {
+        Py_RETURN_NONE;
+    }
+    if (out_obj == Py_None) {
+        /* as np.empty_like(x): x's memory order */
+        out = (PyArrayObject *)PyArray_NewLikeArray(x, NPY_KEEPORDER, NULL, 0);
+        if (out == NULL) {
+            return NULL;
+        }
+    }
+    else if (fast_out(out_obj, x)) {
+        out = (PyArrayObject *)out_obj;
+        Py_INCREF(out);
+    }
+    else {
+        Py_RETURN_NONE;
+    }
+    job_init(&job, x, out, 1, NULL, axis);
+    job.mode = mode;
+    job.sc.c_hi = 1.0;
+    if (job.n > 0) {
+        PyObject *r = run_job(&job);
+        if (r == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(r);
+    }
+    return (PyObject *)out;
 }
 
 static PyObject *
@@ -310,6 +554,7 @@ core_vexp(PyObject *self, PyObject *args)
 static PyMethodDef core_methods[] = {
     {"softmax", core_softmax, METH_VARARGS, softmax_doc},
     {"logsumexp", core_logsumexp, METH_VARARGS, logsumexp_doc},
+    {"fast", (PyCFunction)(void (*)(void))core_fast, METH_FASTCALL, fast_doc},
     {"set_num_threads", core_set_num_threads, METH_O, "Internal: the thread limit."},
     {"get_num_threads", core_get_num_threads, METH_NOARGS, "Internal: the thread limit."},
     {"_config", core_config, METH_NOARGS, config_doc},
