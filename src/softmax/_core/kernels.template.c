@@ -226,27 +226,47 @@ SM_FN(sums_store)(const SM_FN(sums) *a, double *hi, double *lo, double *tiny_hi,
 #endif
 }
 
+/* The loop of expsum for constant `scaled` and `store` (unswitched below). */
+static inline void
+SM_FN(expsum_loop)(double *v, ptrdiff_t npad, vd vm, vd c_hi, vd c_lo, const int scaled,
+                   const int store, SM_FN(sums) *a, vd *cnt)
+{
+    const sm_exp_table tab = sm_table_load(sm_exp_bits, sm_exp_tail);
+    for (ptrdiff_t j = 0; j < npad; j += SM_L) {
+        for (int u = 0; u < SM_U; u++) {
+            double *p = v + j + u * SM_W;
+            vd e = SM_FN(term)(&tab, vd_load(p), vm, scaled, c_hi, c_lo, &a[u], cnt);
+            if (store) {
+                vd_store(p, e);
+            }
+        }
+    }
+}
+
 static void
 SM_FN(expsum)(double *v, ptrdiff_t npad, double m, const sm_scale *sc, int store, sm_acc *acc)
 {
-    const sm_exp_table tab = sm_table_load(sm_exp_bits, sm_exp_tail);
     const vd vm = vd_set1(m), c_hi = vd_set1(sc->c_hi), c_lo = vd_set1(sc->c_lo);
-    /* a local: the stores below could alias *sc as far as the compiler knows */
-    const int scaled = sc->scaled;
     vd cnt = vd_set1(0.0);
     SM_FN(sums) a[SM_U];
     for (int u = 0; u < SM_U; u++) {
         const ptrdiff_t o = u * SM_W;
         a[u] = SM_FN(sums_load)(acc->hi + o, acc->lo + o, acc->tiny_hi + o, acc->tiny_lo + o);
     }
-    for (ptrdiff_t j = 0; j < npad; j += SM_L) {
-        for (int u = 0; u < SM_U; u++) {
-            double *p = v + j + u * SM_W;
-            vd e = SM_FN(term)(&tab, vd_load(p), vm, scaled, c_hi, c_lo, &a[u], &cnt);
-            if (store) {
-                vd_store(p, e);
-            }
+    /* four copies of the loop, each without a branch inside */
+    if (sc->scaled) {
+        if (store) {
+            SM_FN(expsum_loop)(v, npad, vm, c_hi, c_lo, 1, 1, a, &cnt);
         }
+        else {
+            SM_FN(expsum_loop)(v, npad, vm, c_hi, c_lo, 1, 0, a, &cnt);
+        }
+    }
+    else if (store) {
+        SM_FN(expsum_loop)(v, npad, vm, c_hi, c_lo, 0, 1, a, &cnt);
+    }
+    else {
+        SM_FN(expsum_loop)(v, npad, vm, c_hi, c_lo, 0, 0, a, &cnt);
     }
     double c[SM_W];
     vd_store(c, cnt);

@@ -311,7 +311,7 @@ static inline void vd_store_f16(uint16_t *p, vd a) { _Float16 h = (_Float16)a; m
  *      once at the subnormal ulp (glibc's trick: through 1.0 + y), then
  *      scaled back exactly; y_hi < -746 gives 0.
  * Measured max error against mpmath (2^22 random y in [-745, 0] plus edge
- * cases, see docs/speed.md): 0.507 ulp avx512, 0.507 ulp avx2, 0.507 ulp
+ * cases, see README, Speed): 0.507 ulp avx512, 0.507 ulp avx2, 0.507 ulp
  * baseline.
  */
 static const uint64_t sm_exp_bits[16] = {
