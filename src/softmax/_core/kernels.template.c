@@ -503,9 +503,11 @@ SM_FN(cols_expsum)(const sm_cols *c, int negate, const double *m, const sm_scale
     }
 }
 
-static void
-SM_FN(cols_write_p)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,
-                    const double *inv_hi, const double *inv_lo)
+/* out = p (softmax: the exp recomputed, times the column's 1/s) or log p
+ * (`log` constant: two functions below, each without the branch). */
+static inline void
+SM_FN(cols_write)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,
+                  const double *a_hi, const double *a_lo, const int log)
 {
     const sm_exp_table tab = sm_table_load(sm_exp_bits, sm_exp_tail);
     const vd vsign = vd_set1(negate ? -1.0 : 1.0);
@@ -516,43 +518,34 @@ SM_FN(cols_write_p)(const sm_cols *c, int negate, const double *m, const sm_scal
         if (i % SM_STRIP == 0) {
             /* the next strip: x back from L2 (or beyond), out's lines for writing */
             const ptrdiff_t i2 = c->n - i < 2 * SM_STRIP ? c->n : i + 2 * SM_STRIP;
-            SM_FN(prefetch_rows)(c->x, c->x_step, xb, i + SM_STRIP < i2 ? i + SM_STRIP : i2, i2, 0);
-            SM_FN(prefetch_rows)(c->out, c->out_step, xb, i + SM_STRIP < i2 ? i + SM_STRIP : i2, i2, 1);
+            const ptrdiff_t i1 = i + SM_STRIP < i2 ? i + SM_STRIP : i2;
+            SM_FN(prefetch_rows)(c->x, c->x_step, xb, i1, i2, 0);
+            SM_FN(prefetch_rows)(c->out, c->out_step, xb, i1, i2, 1);
         }
         for (ptrdiff_t b = 0; b < c->blocks; b++) {
             vd d, y_hi, y_lo;
             SM_FN(shift)(vd_mul(LOADV(SM_COL_X(c, i, b)), vsign), vd_load(m + b * SM_W), scaled,
                          c_hi, c_lo, &d, &y_hi, &y_lo);
-            vd p = SM_FN(prob)(SM_EXP(&tab, y_hi, y_lo), vd_load(inv_hi + b * SM_W),
-                               vd_load(inv_lo + b * SM_W));
+            const vd ah = vd_load(a_hi + b * SM_W), al = vd_load(a_lo + b * SM_W);
+            vd p = log ? SM_FN(logp)(y_hi, y_lo, ah, al)
+                       : SM_FN(prob)(SM_EXP(&tab, y_hi, y_lo), ah, al);
             STOREV(SM_COL_OUT(c, i, b), p);
         }
     }
 }
 
 static void
+SM_FN(cols_write_p)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,
+                    const double *inv_hi, const double *inv_lo)
+{
+    SM_FN(cols_write)(c, negate, m, sc, inv_hi, inv_lo, 0);
+}
+
+static void
 SM_FN(cols_write_log)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,
                       const double *l_hi, const double *l_lo)
 {
-    const vd vsign = vd_set1(negate ? -1.0 : 1.0);
-    const vd c_hi = vd_set1(sc->c_hi), c_lo = vd_set1(sc->c_lo);
-    const int scaled = sc->scaled;
-    const ptrdiff_t xb = c->blocks * SM_W * (ptrdiff_t)sizeof(IN_T);
-    for (ptrdiff_t i = 0; i < c->n; i++) {
-        if (i % SM_STRIP == 0) {
-            /* the next strip: x back from L2 (or beyond), out's lines for writing */
-            const ptrdiff_t i2 = c->n - i < 2 * SM_STRIP ? c->n : i + 2 * SM_STRIP;
-            SM_FN(prefetch_rows)(c->x, c->x_step, xb, i + SM_STRIP < i2 ? i + SM_STRIP : i2, i2, 0);
-            SM_FN(prefetch_rows)(c->out, c->out_step, xb, i + SM_STRIP < i2 ? i + SM_STRIP : i2, i2, 1);
-        }
-        for (ptrdiff_t b = 0; b < c->blocks; b++) {
-            vd d, y_hi, y_lo;
-            SM_FN(shift)(vd_mul(LOADV(SM_COL_X(c, i, b)), vsign), vd_load(m + b * SM_W), scaled,
-                         c_hi, c_lo, &d, &y_hi, &y_lo);
-            vd p = SM_FN(logp)(y_hi, y_lo, vd_load(l_hi + b * SM_W), vd_load(l_lo + b * SM_W));
-            STOREV(SM_COL_OUT(c, i, b), p);
-        }
-    }
+    SM_FN(cols_write)(c, negate, m, sc, l_hi, l_lo, 1);
 }
 
 #undef SM_COL_X
