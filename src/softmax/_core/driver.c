@@ -9,7 +9,6 @@
  * elements, whatever the threads) and merged in segment order.
  */
 #include <math.h>
-#include <stdint.h>
 #include <string.h>
 
 #include "driver.h"
@@ -470,11 +469,17 @@ panel_doubles(const sm_job *job)
     return SM_PANEL * (5 + 4 * (ptrdiff_t)job->tg->lanes + 1);
 }
 
+/* Doubles of the row scratch: a whole row, or one segment of a long row. */
+static ptrdiff_t
+row_doubles(const sm_job *job)
+{
+    return pad32(job->n > SM_ROW_CACHE ? SM_SEG : (job->n > 0 ? job->n : 1));
+}
+
 ptrdiff_t
 sm_scratch_doubles(const sm_job *job)
 {
-    const ptrdiff_t v = pad32(job->n > SM_ROW_CACHE ? SM_SEG : (job->n > 0 ? job->n : 1));
-    return v + (column_layout(job) ? panel_doubles(job) : 0);
+    return row_doubles(job) + (column_layout(job) ? panel_doubles(job) : 0);
 }
 
 /* Column l's sum of the non-maxima, reduced as a row's (acc_reduce). */
@@ -522,7 +527,8 @@ columns_panel(const sm_job *job, const sm_row *row, char *lse_out, ptrdiff_t nco
     int special = 0;
     K->cols_max(&c, negate, m, nan);
     for (ptrdiff_t l = 0; l < ncols; l++) {
-        if (column_kind(nan[l], m[l]) == SM_ROW_POSINF) {
+        const int kind = column_kind(nan[l], m[l]);
+        if (kind == SM_ROW_POSINF) {
             /* A +inf column's output depends on which entries are +inf, read
              * after the vector pass has written out, which may be x itself:
              * such a (rare) panel takes the row path, column by column. */
@@ -534,13 +540,10 @@ columns_panel(const sm_job *job, const sm_row *row, char *lse_out, ptrdiff_t nco
             }
             return;
         }
-    }
-    for (ptrdiff_t l = 0; l < ncols; l++) {
         /* a special column runs as if its max were 0 (keeping the arithmetic
          * finite) and is written by write_special at the end */
-        const int finite = column_kind(nan[l], m[l]) == SM_ROW_FINITE;
-        m_run[l] = finite ? m[l] : 0.0;
-        special |= !finite;
+        m_run[l] = kind == SM_ROW_FINITE ? m[l] : 0.0;
+        special |= kind != SM_ROW_FINITE;
     }
     K->cols_expsum(&c, negate, m_run, &job->sc, acc);
     for (ptrdiff_t l = 0; l < ncols; l++) {
@@ -592,7 +595,7 @@ task_rows(void *arg, int tid, int nt)
     const ptrdiff_t r1 = tid == nt - 1 ? job->rows : job->rows * (tid + 1) / nt / w * w;
     double *v = job->scratch + tid * sm_scratch_doubles(job);
     sm_part *parts = job->parts + tid * sm_n_parts(job);
-    double *panel = v + pad32(job->n > SM_ROW_CACHE ? SM_SEG : (job->n > 0 ? job->n : 1));
+    double *panel = v + row_doubles(job);
     const ptrdiff_t panel_cols = cols ? panel_width(job) : 0;
     for (ptrdiff_t r = r0; r < r1; r++) {
         sm_row row;
