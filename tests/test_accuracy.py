@@ -8,6 +8,7 @@ cancels against a negative max, is held to its own documented bound
 summary prints the max-ulp table; ``python -m tests.ulp_report`` reproduces it.
 """
 
+import functools
 import math
 
 import mpmath
@@ -160,3 +161,111 @@ def test_ulp_distance_counts_through_zero_and_subnormals():
     assert ur.ulp_distance(a, b).tolist() == [0, 1, 2, 3, 1, 0, 1, math.inf]
     f = np.float32
     assert ur.ulp_distance(f([1.0]), f([1.0 + 2**-22]))[0] == 2
+
+
+# ---- segmented rows with extreme gaps ----------------------------------------
+# Rows longer than the C core's row cache (131,072 elements) are summed in
+# segments whose (max, sum) pairs are merged with factors exp((m_seg - M) / T).
+# A segment whose max lies far below the row's (banned tokens set to the
+# smallest float, or a gap that only overflows once divided by a tiny T) must
+# contribute exactly 0, never NaN, and the scaling by 1/T must be applied to
+# every merge factor. The reference below shares no code with the package:
+# live entries and one banned value with its multiplicity, in mpmath.
+
+SEGMENTED_N = 152_064  # an LLM vocabulary: > 131,072, not a multiple of 4096
+
+
+def _gapped_row(dtype, kind):
+    """(row, live index, banned value, temperature as str) of one family member."""
+    dtype = np.dtype(dtype)
+    rng = np.random.default_rng([SEGMENTED_N, dtype.itemsize, len(kind)])
+    fin = np.finfo(dtype)
+    row = np.empty(SEGMENTED_N, dtype)
+    if kind == "vocab-min":        # banned tail, live head (the reported case)
+        live = np.arange(12_000)
+        row[:] = fin.min
+        row[live] = rng.standard_normal(live.size) * 3
+        return row, live, fin.min
+    if kind == "scattered-min":    # live entries scattered: every segment merges
+        live = np.sort(rng.choice(SEGMENTED_N, 3000, replace=False))
+        row[:] = fin.min
+        row[live] = rng.standard_normal(live.size) * 3 - live * (40.0 / SEGMENTED_N)
+        return row, live, fin.min
+    if kind == "opposite-max":     # -max in the first segment, +max elsewhere
+        live = np.arange(4096, SEGMENTED_N)
+        row[:4096] = -fin.max
+        row[live] = fin.max
+        return row, live, -fin.max
+    if kind == "tiny-gap":         # a gap of -1e9 (or -6e4) that T = 1e-300 overflows
+        live = np.arange(4096, SEGMENTED_N)
+        row[:4096] = -1e9 if dtype != np.float16 else -6e4
+        row[live] = rng.integers(-3, 4, live.size) * (1e-300 if dtype == np.float64 else 1.0)
+        return row, live, row[0]
+    raise ValueError(kind)
+
+
+@functools.lru_cache(maxsize=None)
+def _gapped_reference(dtype_name, kind, t):
+    """Correctly rounded (p, logp) of the gapped row at temperature t, in mpmath."""
+    dtype = np.dtype(dtype_name)
+    row, live, banned = _gapped_row(dtype, kind)
+    prec = ur.PREC
+    # T as the float the caller passes (0.7 is not 7/10), 1/T exact
+    values, inverse, counts = np.unique(row[live], return_inverse=True, return_counts=True)
+    with mpmath.workprec(prec):
+        c = 1 / mpmath.mpf(float(t))
+        ys = [mpmath.mpf(float(v)) * c for v in values]
+        yb = mpmath.mpf(float(banned)) * c
+        m = max(ys)
+        es = [mpmath.exp(y - m) for y in ys]
+        eb = mpmath.exp(yb - m)
+        n_banned = SEGMENTED_N - live.size
+        # 1 + rest, with the log taken as log1p(rest) (rest can be < 2^-prec)
+        top = ys.index(m)
+        rest = (mpmath.fsum(int(k) * e for j, (k, e) in enumerate(zip(counts, es)) if j != top)
+                + (int(counts[top]) - 1) + n_banned * eb)
+        s = 1 + rest
+        log_s = mpmath.log1p(rest)
+        p = np.full(SEGMENTED_N, ur.round_to(eb / s, dtype), dtype)
+        logp = np.full(SEGMENTED_N, ur.round_to(yb - m - log_s, dtype), dtype)
+        p[live] = ur.round_all([e / s for e in es], dtype)[inverse]
+        logp[live] = ur.round_all([y - m - log_s for y in ys], dtype)[inverse]
+        lse = ur.round_to(m + log_s, dtype)
+    return p, logp, lse
+
+
+SEGMENTED_CASES = [
+    pytest.param(dtype, kind, t, id=f"{dtype}-{kind}-T{t}")
+    for dtype in ("float16", "float32", "float64")
+    for kind, temps in (("vocab-min", ("0.7", "1", "2")),
+                        ("scattered-min", ("0.7", "3")),
+                        ("opposite-max", ("2", "0.5")),
+                        ("tiny-gap", ("1e-300", "1")))
+    for t in temps
+]
+
+
+@pytest.mark.parametrize("dtype, kind, t", SEGMENTED_CASES)
+def test_banned_entries_in_segmented_rows(dtype, kind, t):
+    row, _, _ = _gapped_row(dtype, kind)
+    p, logp, lse = _gapped_reference(dtype, kind, t)
+    bound = rep.BOUND[np.dtype(dtype)]
+    temperature = float(t)
+    # a batch of two rows, and the same data as columns (axis 0)
+    batch = np.stack([row, row[::-1]])
+    got_p = sm.softmax(batch, temperature=temperature)
+    got_logp = sm.log_softmax(batch, temperature=temperature)
+    got_cols = sm.softmax(np.ascontiguousarray(batch.T), axis=0, temperature=temperature).T
+    for name, have, want in (("softmax", got_p[0], p), ("softmax reversed", got_p[1], p[::-1]),
+                             ("log_softmax", got_logp[0], logp),
+                             ("log_softmax reversed", got_logp[1], logp[::-1]),
+                             ("softmax axis 0", got_cols[0], p)):
+        assert not np.isnan(have).any(), f"{name}: NaN in a finite row"
+        d = ur.ulp_distance(have, want)
+        worst = int(np.argmax(d))
+        assert d.max() <= bound, (
+            f"{name} {dtype} {kind} T={t}: {d.max():g} ulp at {worst}: "
+            f"{have[worst]!r} vs {want[worst]!r}")
+    if t == "1":
+        got = sm.logsumexp(row)
+        assert ur.ulp_distance(np.asarray(got), np.asarray(lse, dtype=dtype)) <= bound

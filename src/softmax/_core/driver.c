@@ -344,6 +344,13 @@ merge_parts(const sm_job *job, const sm_part *parts, ptrdiff_t np, double *M, do
         }
         double d_h, d_l, f_h, f_l, t_h, t_l;
         two_sum(p->m, -m, &d_h, &d_l);
+        /* (p->m - m) c <= 0; below -746 (or -inf: the difference or its
+         * scaling overflowed, and two_sum's low part is then NaN) the factor
+         * e^((p->m - m) c) is 0 in double-double too, so the segment adds
+         * nothing. Without this test the overflowed operands make NaN. */
+        if (!(d_h * (job->sc.scaled ? job->sc.c_hi : 1.0) >= -746.0)) {
+            continue;
+        }
         if (job->sc.scaled) {
             dd_mul(d_h, d_l, job->sc.c_hi, job->sc.c_lo, &d_h, &d_l);
         }
