@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import softmax as sm
-from softmax._validation import parse_scale
+from softmax._arguments import parse_scale
 
 import ulp_reference as ur
 import ulp_report as rep

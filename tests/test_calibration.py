@@ -188,7 +188,7 @@ def test_float_labels_are_a_type_error():
 
 
 def test_dask_arrays_go_through_the_dask_objective(monkeypatch):
-    """The Dask path calls softmax._dask.temperature_objective and fits its callable."""
+    """The Dask path calls softmax._backends.dask.temperature_objective and fits its callable."""
     z, y = make_data(800, 5, 2.2, seed=10, dtype=np.float64)
     calls = []
 
@@ -209,17 +209,17 @@ def test_dask_arrays_go_through_the_dask_objective(monkeypatch):
 
         return objective
 
-    fake = types.ModuleType("softmax._dask")
+    fake = types.ModuleType("softmax._backends.dask")
     fake.temperature_objective = temperature_objective
-    monkeypatch.setitem(sys.modules, "softmax._dask", fake)
+    monkeypatch.setitem(sys.modules, "softmax._backends.dask", fake)
 
     class FakeDaskArray:
-        pass
+        ndim = 2
 
     FakeDaskArray.__module__ = "dask.array.core"
     marker = FakeDaskArray()
     ts = fit_temperature(marker, "labels", axis=-1)
-    assert calls == [(marker, "labels", -1, None)]
+    assert calls == [(marker, "labels", 1, None)]  # the axis checked and normalised first
     assert ts.temperature == pytest.approx(scipy_temperature(z, y), rel=1e-6)
     assert ts.nll_before == pytest.approx(scipy_nll(z, y, 1.0), rel=1e-12)
 

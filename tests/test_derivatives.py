@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import softmax as sm
-import softmax._derivatives as der
+import softmax._math.derivatives as der
 
 RNG = np.random.default_rng(11)
 

@@ -226,7 +226,7 @@ def test_errors(name):
 def test_torch_without_array_api_compat(monkeypatch):
     torch = pytest.importorskip("torch")
     monkeypatch.setitem(sys.modules, "array_api_compat", None)
-    with pytest.raises(ImportError, match=r"pip install 'softmax\[array-api\]'"):
+    with pytest.raises(ImportError, match="pip install array-api-compat"):
         sm.softmax(torch.zeros(3))
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import softmax as sm
-import softmax._hardmax as hm
+import softmax._math.hardmax as hm
 
 RNG = np.random.default_rng(7)
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import softmax as sm
-import softmax._losses as L
+import softmax._math.losses as L
 
 RNG = np.random.default_rng(5)
 
@@ -219,7 +219,7 @@ def test_argument_errors():
     with pytest.raises(ValueError, match="reduction must be 'mean', 'sum' or 'none', got 'avg'"):
         L.cross_entropy(x, y, reduction="avg")
     for t in (0.0, -1.0, np.inf, np.nan):
-        with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
+        with pytest.raises(ValueError, match="temperature must be > 0 and finite"):
             L.cross_entropy_grad(x, y, temperature=t)
     with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\], got 1.5"):
         L.cross_entropy(x, y, label_smoothing=1.5)

@@ -11,7 +11,7 @@ import mpmath
 import numpy as np
 import pytest
 
-import softmax._sampling as S
+import softmax._math.sampling as S
 
 stats = pytest.importorskip("scipy.stats")
 # A fixed seed makes each test deterministic; the threshold is the usual

@@ -6,19 +6,19 @@ a command line. See the README for the tour.
 """
 
 from . import calibration, stream
-from ._activations import (
+from ._math.activations import (
     base_from_temperature,
     log_sigmoid,
     logit,
     sigmoid,
     temperature_from_base,
 )
-from ._api import log_softmax, logsumexp, softmax
+from ._functions import log_softmax, logsumexp, softmax
 from ._config import config, get_num_threads, set_num_threads, show_config
-from ._derivatives import log_softmax_vjp, softmax_jacobian, softmax_vjp
-from ._hardmax import hardmax
-from ._losses import cross_entropy, cross_entropy_grad, entropy
-from ._sampling import sample
+from ._math.derivatives import log_softmax_vjp, softmax_jacobian, softmax_vjp
+from ._math.hardmax import hardmax
+from ._math.losses import cross_entropy, cross_entropy_grad, entropy
+from ._math.sampling import sample
 
 __version__ = "0.1.0"
 

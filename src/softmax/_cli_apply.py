@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from ._api import log_softmax, softmax
+from ._functions import log_softmax, softmax
 from ._cli_args import (
     HelpFormatter,
     axis_arg,

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._cli_exit import UsageError
-from ._validation import parse_scale
+from ._arguments import parse_scale
 
 __all__ = [
     "HelpFormatter",

@@ -17,7 +17,7 @@ import textwrap
 
 import numpy as np
 
-from ._api import log_softmax, logsumexp, softmax
+from ._functions import log_softmax, logsumexp, softmax
 from ._cli_args import fmt_number, fmt_short
 
 __all__ = ["explain"]

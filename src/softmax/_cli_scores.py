@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from ._api import log_softmax, softmax
+from ._functions import log_softmax, softmax
 from ._cli_args import (
     check_scale,
     dump_json,

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ._api import softmax
+from ._functions import softmax
 from ._cli_args import (
     HelpFormatter,
     check_scale,

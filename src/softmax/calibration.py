@@ -28,8 +28,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._api import softmax as _softmax
-from ._validation import as_float_array
+from ._functions import softmax as _softmax
+from ._arguments import as_float_array
 
 __all__ = [
     "ReliabilityCurve",
@@ -611,9 +611,10 @@ def fit_temperature(logits, labels, *, axis=-1, bounds=(1e-2, 1e2), weights=None
     """
     lo, hi = _check_bounds(bounds)
     if _is_dask(logits):
-        from ._dask import temperature_objective
+        from ._backends.dask import temperature_objective
 
-        objective = temperature_objective(logits, labels, axis=axis, weights=weights)
+        objective = temperature_objective(logits, labels, axis=_class_axis(axis, logits.ndim),
+                                          weights=weights)
         n_samples = None
     else:
         rows, batch = _as_rows(logits, "logits", axis)

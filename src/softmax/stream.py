@@ -19,10 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _merge
-from ._api import log_softmax as _log_softmax
-from ._api import softmax as _softmax
-from ._validation import UNIT_SCALE, as_float_array, normalize_axis, parse_scale, where_mask
+from ._backends import merge as _merge
+from ._backends import numpy as _numpy_backend
+from ._plan import Plan
+from ._arguments import (
+    UNIT_SCALE,
+    as_float_array,
+    normalize_axis,
+    parse_scale,
+    unmask,
+    where_mask,
+)
 
 __all__ = ["OnlineLogSumExp", "softmax_file"]
 
@@ -102,6 +109,7 @@ class OnlineLogSumExp:
         return self._axis
 
     def _layout(self, chunk, where, name: str):
+        chunk, where = unmask(chunk, where, name)
         arr = as_float_array(chunk, name)
         axes = normalize_axis(self._axis, arr.ndim)
         batch = tuple(n for i, n in enumerate(arr.shape) if i not in axes)
@@ -431,8 +439,9 @@ def softmax_file(input_path, output_path, *, axis=-1, log=False, temperature=1.0
     writer = _Blocks(output_path, result_dtype, out_offset, None)
     try:
         if not two_pass:
-            _one_pass(reader, writer, (n_outer, n_red, n_inner), one_pass_budget,
-                      log=log, temperature=temperature, base=base)
+            # Checked once above; each block runs the NumPy backend with this plan.
+            plan = Plan("numpy", "log_softmax" if log else "softmax", (1,), scale, result_dtype)
+            _one_pass(reader, writer, (n_outer, n_red, n_inner), one_pass_budget, plan)
         else:
             budget = max(1, block_bytes // _BYTES_TWO_PASS)
             _two_pass(reader, writer, (n_outer, n_red, n_inner), budget, scale,
@@ -443,15 +452,14 @@ def softmax_file(input_path, output_path, *, axis=-1, log=False, temperature=1.0
     return output_path
 
 
-def _one_pass(reader, writer, dims, budget, *, log, temperature, base):
+def _one_pass(reader, writer, dims, budget, plan):
     n_outer, n_red, n_inner = dims
     slab = n_red * n_inner
     per_block = max(1, budget // slab)
-    fn = _log_softmax if log else _softmax
     for a0 in range(0, n_outer, per_block):
         a1 = min(n_outer, a0 + per_block)
         x = reader.read(a0 * slab, (a1 - a0) * slab).reshape(a1 - a0, n_red, n_inner)
-        writer.write(a0 * slab, fn(x, axis=1, temperature=temperature, base=base))
+        writer.write(a0 * slab, _numpy_backend.run(x, plan))
 
 
 def _two_pass(reader, writer, dims, budget, scale, *, log, exact):

@@ -283,14 +283,20 @@ fast_unit(PyObject *obj)
 static int
 fast_false(PyObject *obj)
 {
-    if (obj == Py_False || obj == Py_None) {
+    /* Only False and the int 0, as the general path's flag check accepts
+     * them; anything else (np.False_, "no", None) is left to that path. */
+    if (obj == Py_False) {
         return 1;
     }
-    const int t = PyObject_IsTrue(obj);
-    if (t < 0) {
-        PyErr_Clear();
+    if (PyLong_CheckExact(obj)) {
+        int overflow;
+        const long v = PyLong_AsLongAndOverflow(obj, &overflow);
+        if (v == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+        }
+        return !overflow && v == 0;
     }
-    return t == 0;
+    return 0;
 }
 
 /* As np.may_share_memory(a, b) (bounds only): the byte ranges intersect. */

@@ -6,10 +6,10 @@ the score differences grow; `hardmax` is the end point of that limit.
 
 from __future__ import annotations
 
-import numpy as np
+import math
 
-from ._api import _axes_back, _axes_last
-from ._validation import as_float_array, normalize_axis, where_mask
+from .._arguments import reduction_axes, unmask
+from .._plan import operand, operand_mask
 
 __all__ = ["hardmax"]
 
@@ -51,7 +51,7 @@ def hardmax(x, axis=-1, *, ties="split", where=None):
     --------
     >>> import numpy as np
     >>> import softmax as sm
-    >>> from softmax._hardmax import hardmax
+    >>> from softmax import hardmax
     >>> hardmax([2.0, 1.0, 0.1])
     array([1., 0., 0.])
     >>> hardmax([3.0, 1.0, 3.0])
@@ -69,33 +69,41 @@ def hardmax(x, axis=-1, *, ties="split", where=None):
     """
     if ties not in _TIES:
         raise ValueError(f"ties must be 'split' or 'first', got {ties!r}")
-    arr = as_float_array(x)
-    dtype = arr.dtype
-    axes = normalize_axis(axis, arr.ndim)
-    mask = where_mask(where, arr.shape)
-    if arr.ndim == 0 or not axes:
-        # One-element slices: the element itself is the maximum.
-        arr_r = arr[..., np.newaxis]
-        mask_r = None if mask is None else mask[..., np.newaxis]
-        return hardmax(arr_r, -1, ties=ties, where=mask_r)[..., 0][()]
-
-    x_last = _axes_last(arr, axes).astype(np.float64, copy=False)
-    keep = (
-        np.ones(x_last.shape, dtype=bool) if mask is None else _axes_last(mask, axes)
-    )
-    v = np.where(keep, x_last, -np.inf)
-    nan = np.isnan(v)
-    nan_rows = np.any(nan, axis=-1, keepdims=True)
-    v = np.where(nan, -np.inf, v)
-    m = np.max(v, axis=-1, keepdims=True, initial=-np.inf)
-    winners = keep & (v == m) & (m > -np.inf)
-    if ties == "split":
-        k = np.count_nonzero(winners, axis=-1, keepdims=True)
-        result = np.where(winners, 1.0 / np.maximum(k, 1), 0.0)
-    else:
-        first = np.argmax(winners, axis=-1)[..., np.newaxis]
-        result = np.zeros(x_last.shape)
-        np.put_along_axis(result, first, 1.0, axis=-1)
-        result = np.where(winners, result, 0.0)
-    result = np.where(nan_rows & keep, np.nan, result)
-    return _axes_back(result, arr.shape, axes).astype(dtype, copy=False)
+    x, where = unmask(x, where)
+    op = operand(x)
+    shape = tuple(op.data.shape)
+    axes = reduction_axes(axis, len(shape))
+    keep = operand_mask(op, where, shape)
+    xp = op.xp
+    with op.computing():
+        a, k = op.work_array(), keep
+        if not axes:
+            # One-element slices: the element itself is the maximum.
+            a = xp.reshape(a, shape + (1,))
+            k = None if k is None else xp.reshape(k, shape + (1,))
+            axes = (len(shape),)
+        if math.prod(a.shape[i] for i in axes) == 0:
+            return op.deliver(xp.zeros(shape, dtype=op.work, device=op.device))
+        v = a if k is None else xp.where(k, a, -math.inf)
+        nan = xp.isnan(v)
+        nan_slices = xp.any(nan, axis=axes, keepdims=True)
+        v = xp.where(nan, -math.inf, v)
+        m = xp.max(v, axis=axes, keepdims=True)
+        winners = (v == m) & (m > -math.inf)
+        if k is not None:
+            winners = winners & k
+        w = xp.astype(winners, op.work)
+        if ties == "split":
+            count = xp.sum(w, axis=axes, keepdims=True)
+            result = w / xp.where(count > 0, count, 1.0)
+        else:
+            # The first winner in C order over the reduced axes: a running
+            # count along them (laid out last) that is 1 at a winner.
+            moved = xp.moveaxis(w, axes, tuple(range(w.ndim - len(axes), w.ndim)))
+            flat = xp.reshape(moved, tuple(moved.shape[: w.ndim - len(axes)]) + (-1,))
+            first = (xp.cumulative_sum(flat, axis=-1) == 1.0) & (flat == 1.0)
+            back = xp.reshape(xp.astype(first, op.work), tuple(moved.shape))
+            result = xp.moveaxis(back, tuple(range(w.ndim - len(axes), w.ndim)), axes)
+        kept_nan = nan_slices if k is None else nan_slices & k
+        result = xp.where(kept_nan, math.nan, result)
+        return op.deliver(xp.reshape(result, shape))

@@ -11,12 +11,14 @@ itself) so that ``x / T`` cannot overflow for a small temperature.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
 
-from ._derivatives import _one_axis
-from ._validation import as_float_array, parse_scale, where_mask
+from .._arguments import one_axis as _one_axis
+from .._arguments import parse_scale, unmask
+from .._plan import operand, operand_mask
 
 __all__ = ["sample"]
 
@@ -100,7 +102,7 @@ def sample(logits, *, temperature=1.0, axis=-1, size=None, rng=None, where=None)
     --------
     >>> import numpy as np
     >>> import softmax as sm
-    >>> from softmax._sampling import sample
+    >>> from softmax import sample
     >>> logits = np.array([2.0, 1.0, 0.1])
     >>> draws = sample(logits, size=200_000, rng=0)
     >>> freq = np.bincount(draws, minlength=3) / draws.size
@@ -113,50 +115,75 @@ def sample(logits, *, temperature=1.0, axis=-1, size=None, rng=None, where=None)
     >>> int(sample([0.0, -np.inf, 0.0], temperature=0, rng=0))
     0
     """
-    arr = as_float_array(logits, "logits")
-    if arr.ndim == 0:
+    logits, where = unmask(logits, where, "logits")
+    op = operand(logits, "logits")
+    full_shape = tuple(op.data.shape)
+    if not full_shape:
         raise ValueError("logits must have at least one axis (the classes), got a scalar")
-    ax = _one_axis(axis, arr.ndim)
+    ax = _one_axis(axis, len(full_shape))
     scale = parse_scale(temperature, None)
     shape = _size_tuple(size)
     gen = _generator(rng)
-    mask = where_mask(where, arr.shape)
+    mask = operand_mask(op, where, full_shape, "logits")
+    xp = op.xp
 
-    v = np.moveaxis(arr, ax, -1).astype(np.float64, copy=False)
-    if mask is not None:
-        v = np.where(np.moveaxis(mask, ax, -1), v, -np.inf)
-    nan_rows = np.any(np.isnan(v), axis=-1)
+    with op.computing():
+        v = xp.moveaxis(op.work_array(), ax, -1)
+        if mask is not None:
+            v = xp.where(xp.moveaxis(mask, ax, -1), v, -math.inf)
+        m = xp.max(v, axis=-1, keepdims=True)
+        if not op.lazy:  # checks that a lazy array cannot make without computing
+            _check_slices(xp, v, m, full_shape, ax)
+        batch = tuple(v.shape[:-1])
+
+        if scale.kind == "hard":
+            winner = xp.argmax(v, axis=-1)
+            return op.deliver(xp.broadcast_to(winner, shape + batch), winner.dtype)
+
+        posinf_rows = m == math.inf
+        if scale.kind == "uniform":
+            y = xp.where(xp.isfinite(v), 0.0, v)
+        else:
+            # Shift by the max: (v - m) / T <= 0 never overflows.
+            y = (v - xp.where(posinf_rows, 0.0, m)) * scale.c_hi
+        # +inf entries share the mass: draw uniformly among them.
+        y = xp.where(posinf_rows, xp.where(v == math.inf, 0.0, -math.inf), y)
+        noise = _gumbel(op, gen, shape + tuple(v.shape), v)
+        # y = -inf must stay out even if the noise is +inf (probability 2**-53).
+        scores = xp.where(y > -math.inf, y + noise, -math.inf)
+        result = xp.argmax(scores, axis=-1)
+        return op.deliver(result, result.dtype)
+
+
+def _check_slices(xp, v, m, full_shape, ax) -> None:
+    nan_rows = np.asarray(_host(xp.any(xp.isnan(v), axis=-1)))
     if np.any(nan_rows):
         raise ValueError(
             f"logits must not contain NaN, got NaN in the slice at index "
-            f"{_first_bad_slice(nan_rows)} (logits.shape {arr.shape} without axis {ax})"
+            f"{_first_bad_slice(nan_rows)} (logits.shape {full_shape} without axis {ax})"
         )
-    m = np.max(v, axis=-1, keepdims=True, initial=-np.inf)
-    empty = m[..., 0] == -np.inf
+    empty = np.asarray(_host(m[..., 0] == -math.inf))
     if np.any(empty):
         raise ValueError(
             f"logits must give every slice a class to draw, got a slice that is all "
             f"-inf or excluded at index {_first_bad_slice(empty)} "
-            f"(logits.shape {arr.shape} without axis {ax})"
+            f"(logits.shape {full_shape} without axis {ax})"
         )
-    batch = v.shape[:-1]
 
-    if scale.kind == "hard":
-        winner = np.argmax(v, axis=-1)
-        result = np.broadcast_to(winner, shape + batch).astype(np.intp)
-        return result[()] if result.ndim == 0 else result
 
-    posinf_rows = m == np.inf
-    with np.errstate(over="ignore", invalid="ignore"):
-        if scale.kind == "uniform":
-            y = np.where(np.isfinite(v), 0.0, v)
-        else:
-            # Shift by the max: (v - m) / T <= 0 never overflows.
-            y = (v - np.where(posinf_rows, 0.0, m)) * scale.c_hi
-        # +inf entries share the mass: draw uniformly among them.
-        y = np.where(posinf_rows, np.where(v == np.inf, 0.0, -np.inf), y)
-        noise = gen.gumbel(size=shape + v.shape)
-        # y = -inf must stay out even if the noise is +inf (probability 2**-53).
-        scores = np.where(y > -np.inf, y + noise, -np.inf)
-    result = np.argmax(scores, axis=-1).astype(np.intp, copy=False)
-    return result[()] if result.ndim == 0 else result
+def _host(a):
+    """A small result array on the host, as NumPy (for error messages)."""
+    if hasattr(a, "detach"):
+        a = a.detach().cpu()
+    return np.asarray(a)
+
+
+def _gumbel(op, gen: np.random.Generator, shape, like):
+    """Standard Gumbel noise of `shape`, from `gen`, as an array of the operand's library."""
+    if op.library == "dask":
+        import dask.array as da
+
+        seed = int(gen.integers(2**63))
+        return da.random.default_rng(seed).gumbel(size=shape)
+    noise = gen.gumbel(size=shape)
+    return noise if op.library == "numpy" else op.asarray(noise, op.work)

@@ -42,9 +42,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._validation import Scale
+from .scale import Scale
 
 __all__ = [
+    "PositiveScale",
     "State",
     "chunk_state",
     "finish",
@@ -54,6 +55,12 @@ __all__ = [
     "merge_along",
     "orient",
     "positive_scale",
+    "quiet",
+    "two_prod",
+    "two_sum",
+    "weighted_merge",
+    "weighted_state",
+    "weighted_value",
 ]
 
 
@@ -124,6 +131,22 @@ def two_sum(a, b):
     return s, e
 
 
+def _split(a, splitter: float):
+    """Veltkamp's split of a into a_hi + a_lo, each with half the bits."""
+    t = a * splitter
+    hi = t - (t - a)
+    return hi, a - hi
+
+
+def two_prod(a, b):
+    """a * b = p + err exactly, for float64 a and b (Dekker; no fused multiply-add
+    in the array API). Products beyond 2^996 would overflow the split."""
+    p = a * b
+    a_hi, a_lo = _split(a, 134217729.0)  # 2^27 + 1
+    b_hi, b_lo = _split(b, 134217729.0)
+    return p, ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
+
+
 def _two_prod_err(xp, a, b: float, eps: float):
     """The rounding error of a * b (Dekker), for an array a and a float b.
 
@@ -133,29 +156,33 @@ def _two_prod_err(xp, a, b: float, eps: float):
     """
     splitter, big = _split_constants(eps)
     safe = xp.where(xp.abs(a) < big, a, 0.0)
-    t = safe * splitter
-    a_hi = t - (t - safe)
-    a_lo = safe - a_hi
-    bt = b * splitter
-    b_hi = bt - (bt - b)
-    b_lo = b - b_hi
+    a_hi, a_lo = _split(safe, splitter)
+    b_hi, b_lo = _split(b, splitter)
     p = safe * b
     return ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
 
 
 def _shifted(xp, v, m, ps: PositiveScale, exact: bool, eps: float):
-    """y = |c| (v - m) as hi + lo, for finite v and m."""
+    """y = |c| (v - m) as hi + lo, for finite v and m.
+
+    A difference of finite scores can overflow (1.7e308 - -1.7e308), and so
+    can its scaling by a large 1/T: y_hi is then -inf, exp(y) is 0, and the
+    low part (inf - inf = NaN in TwoSum) is meaningless. It is set to 0 so
+    that no NaN reaches a sum, a merge or a written entry.
+    """
     d_hi = v - m
     if exact:
         bb = d_hi - v
         d_lo = (v - (d_hi - bb)) + (-m - bb)
     if ps.c_hi == 1.0 and ps.c_lo == 0.0:
-        return (d_hi, d_lo) if exact else (d_hi, None)
+        if not exact:
+            return d_hi, None
+        return d_hi, xp.where(xp.isfinite(d_hi), d_lo, 0.0)
     y_hi = d_hi * ps.c_hi
     if not exact:
         return y_hi, None
     y_lo = _two_prod_err(xp, d_hi, ps.c_hi, eps) + (d_hi * ps.c_lo + d_lo * ps.c_hi)
-    return y_hi, y_lo
+    return y_hi, xp.where(xp.isfinite(y_hi), y_lo, 0.0)
 
 
 def orient(xp, x, scale: Scale, keep=None):
@@ -230,7 +257,12 @@ def chunk_state(xp, v, axes: tuple[int, ...], ps: PositiveScale, *, exact: bool,
     vc = xp.where(nan, -math.inf, v)
     m = xp.max(vc, axis=axes, keepdims=True)
     tie = (vc == m) & (m > -math.inf)
-    k = xp.sum(_astype(xp, tie, v.dtype), axis=axes, keepdims=True)
+    # The maxima count 1 each, exactly; written as 1 + c (v - m) (v - m is 0
+    # there) so that an autograd library sees exp(c (v - m)) to first order.
+    finite_tie = tie & (m < math.inf)
+    c = 0.0 if ps.hard else ps.c_hi
+    k = xp.sum(xp.where(finite_tie, 1.0 + (vc - xp.where(finite_tie, m, 0.0)) * c,
+                        _astype(xp, tie, v.dtype)), axis=axes, keepdims=True)
     if ps.hard:
         s_hi, s_lo = xp.zeros_like(k), xp.zeros_like(k)
     else:
@@ -265,12 +297,8 @@ def _dd_mul(xp, a_hi, a_lo, b_hi, b_lo, eps):
     """(a_hi + a_lo) * (b_hi + b_lo) for non-negative values below 2^500."""
     splitter, _ = _split_constants(eps)
     p = a_hi * b_hi
-    ta = a_hi * splitter
-    ah = ta - (ta - a_hi)
-    al = a_hi - ah
-    tb = b_hi * splitter
-    bh = tb - (tb - b_hi)
-    bl = b_hi - bh
+    ah, al = _split(a_hi, splitter)
+    bh, bl = _split(b_hi, splitter)
     err = ((ah * bh - p) + ah * bl + al * bh) + al * bl
     return _renormalize(p, err + (a_hi * b_lo + a_lo * b_hi))
 
@@ -354,12 +382,15 @@ def finish(xp, v, state: State, ps: PositiveScale, *, log: bool, exact: bool, ep
     live = ~tie & (v > -math.inf) & xp.isfinite(m)
     if ps.hard:
         live = xp.zeros_like(live)
-    v_safe = xp.where(live, v, 0.0)
+    # A maximum's y = c (v - m) is exactly 0, computed rather than set so
+    # that an autograd library differentiates it (softmax is invariant to m).
+    shift = live | (tie & xp.isfinite(m))
+    v_safe = xp.where(shift, v, 0.0)
     m_safe = xp.where(xp.isfinite(m), m, 0.0)
     y_hi, y_lo = _shifted(xp, v_safe, m_safe, ps, exact, eps)
-    y_hi = xp.where(tie, 0.0, xp.where(live, y_hi, -math.inf))
+    y_hi = xp.where(shift, y_hi, xp.where(tie, xp.zeros_like(y_hi), -math.inf))
     if y_lo is not None:
-        y_lo = xp.where(live, y_lo, 0.0)
+        y_lo = xp.where(shift, y_lo, 0.0)
     if log:
         r_safe = xp.where(empty | nan_slice, 0.0, r_hi)
         l_hi = xp.log1p(r_safe)
@@ -378,3 +409,53 @@ def finish(xp, v, state: State, ps: PositiveScale, *, log: bool, exact: bool, ep
             q = q + q * (y_lo - rel)
         out = xp.where(empty, 0.0, q)
     return xp.where(nan_slice, math.nan, out)
+
+
+# ---- logsumexp with weights b (SciPy's `b`) ----------------------------------
+# One formula for every backend. Each live term (b != 0, kept) is written
+# sign(b) exp(x + log|b| - m) with m the largest x + log|b|: shifting by the
+# largest log-term rather than by max x keeps weights from 1e-308 to 1e308
+# (b exp(x - max x) would overflow to inf, or go subnormal and keep only a
+# few bits). The log|b| costs one rounding per term: SciPy's accuracy, not
+# the ulp promise of the unweighted path.
+
+
+def weighted_state(xp, x, b, keep, axes: tuple[int, ...]):
+    """(m, s): the largest log-term and sum sign(b) exp(x + log|b| - m), per slice.
+
+    +inf entries decide a slice alone: +-inf, or NaN when their weights
+    have both signs; NaN in x or b makes the slice NaN.
+    """
+    live = b != 0
+    if keep is not None:
+        live = live & keep
+    v = xp.where(live, x + xp.log(xp.abs(b)), -math.inf)
+    nan = xp.any(xp.isnan(v), axis=axes, keepdims=True)
+    vc = xp.where(xp.isnan(v), -math.inf, v)
+    m = xp.max(vc, axis=axes, keepdims=True)
+    m_safe = xp.where(xp.isfinite(m), m, 0.0)
+    sgn = xp.sign(b)
+    finite = live & xp.isfinite(vc)
+    s = xp.sum(xp.where(finite, sgn * xp.exp(xp.where(finite, vc, 0.0) - m_safe), 0.0),
+               axis=axes, keepdims=True)
+    s_inf = xp.sum(xp.where(live & (vc == math.inf), sgn * math.inf, 0.0), axis=axes,
+                   keepdims=True)
+    s = xp.where(m == math.inf, s_inf, s)
+    s = xp.where(nan, math.nan, s)
+    return m, s
+
+
+def weighted_merge(xp, m, s, axes: tuple[int, ...]):
+    """Merge (m, s) states laid side by side along `axes` (kept as length 1)."""
+    big = xp.max(m, axis=axes, keepdims=True)
+    factor = xp.where(m == big, 1.0,
+                      xp.where(xp.isfinite(big), xp.exp(m - xp.where(xp.isfinite(big), big, 0.0)),
+                               0.0))
+    total = xp.sum(xp.where(s == 0, 0.0, s * factor), axis=axes, keepdims=True)
+    return big, total
+
+
+def weighted_value(xp, m, s):
+    """(log|sum|, sign(sum)) of a weighted state."""
+    value = xp.log(xp.abs(s)) + xp.where(xp.isfinite(m), m, 0.0)
+    return value, xp.sign(s)

@@ -15,47 +15,41 @@ into NaN.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
-from ._validation import as_float_array, normalize_axis, where_mask
+from .._arguments import check_distribution, one_axis, reduction_axes, refuse_mask, unmask
+from .._arguments import library_of as args_library
+from .._backends import merge
+from .._plan import operand, operand_mask
 
 __all__ = ["log_softmax_vjp", "softmax_jacobian", "softmax_vjp"]
 
 
-def _one_axis(axis, ndim: int) -> int:
-    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, numbers.Integral):
-        raise TypeError(f"axis must be an int (the axis of the classes), got {axis!r}")
-    return np.lib.array_utils.normalize_axis_index(int(axis), ndim)
-
-
 def _prepare(p, g, axis, where):
-    """p and g in float64 over a common shape, the axes, the mask, the dtype."""
-    p_arr = as_float_array(p, "p")
-    g_arr = as_float_array(g, "g")
+    """p and g checked once: (operand, p, g in the working dtype, axes, keep, dtype)."""
+    p, where = unmask(p, where, "p")
+    g = refuse_mask(g, "g")
+    op = operand(p, "p")
+    shape = tuple(op.data.shape)
+    g_op = operand(g if args_library(g) == op.library else op.asarray(g), "g")
     try:
-        g_b = np.broadcast_to(g_arr, p_arr.shape)
-    except ValueError:
-        raise ValueError(
-            f"g must broadcast to p.shape {p_arr.shape}, got shape {g_arr.shape}"
-        ) from None
-    axes = normalize_axis(axis, p_arr.ndim)
-    mask = where_mask(where, p_arr.shape)
-    keep = np.ones(p_arr.shape, dtype=bool) if mask is None else mask
-    dtype = np.result_type(p_arr.dtype, g_arr.dtype)
-    return (
-        p_arr.astype(np.float64, copy=False),
-        g_b.astype(np.float64, copy=False),
-        axes,
-        keep,
-        dtype,
-    )
+        g_b = op.xp.broadcast_to(g_op.data, shape)
+    except (ValueError, RuntimeError, TypeError):
+        raise ValueError(f"g must broadcast to p.shape {shape}, got shape {tuple(g_op.data.shape)}") from None
+    axes = reduction_axes(axis, len(shape))
+    keep = operand_mask(op, where, shape, "p")
+    check_distribution(op.xp, op.work_array(), axes, keep, op.eps, "p", lazy=op.lazy)
+    dtype = op.xp.result_type(op.result, g_op.result)
+    return op, op.work_array(), op.work_array(g_b), axes, keep, dtype
 
 
-def _finish(result: np.ndarray, dtype):
-    result = result.astype(dtype, copy=False)
-    return result[()] if result.ndim == 0 else result
+def _sum_dd(op, terms, axes):
+    """Sum of finite terms of any sign over axes, as hi + lo (accurate to ~eps^2)."""
+    xp = op.xp
+    eps = float(np.finfo(np.float64).eps)
+    pos_hi, pos_lo = merge.exact_sum(xp, xp.where(terms > 0, terms, 0.0), axes, eps)
+    neg_hi, neg_lo = merge.exact_sum(xp, xp.where(terms < 0, -terms, 0.0), axes, eps)
+    return merge.dd_add(pos_hi, pos_lo, -neg_hi, -neg_lo)
 
 
 def softmax_jacobian(p, axis=-1, *, where=None):
@@ -88,7 +82,7 @@ def softmax_jacobian(p, axis=-1, *, where=None):
     Examples
     --------
     >>> import softmax as sm
-    >>> from softmax._derivatives import softmax_jacobian
+    >>> from softmax import softmax_jacobian
     >>> p = sm.softmax([1.0, 1.0])
     >>> softmax_jacobian(p)
     array([[ 0.25, -0.25],
@@ -96,17 +90,29 @@ def softmax_jacobian(p, axis=-1, *, where=None):
     >>> softmax_jacobian(sm.softmax([[0.0, 1.0, 2.0]] * 4)).shape
     (4, 3, 3)
     """
-    arr = as_float_array(p, "p")
-    ax = _one_axis(axis, arr.ndim)
-    mask = where_mask(where, arr.shape)
-    p_last = np.moveaxis(arr, ax, -1).astype(np.float64)
-    if mask is not None:
-        p_last = np.where(np.moveaxis(mask, ax, -1), p_last, 0.0)
-    with np.errstate(all="ignore"):
-        jac = -(p_last[..., :, np.newaxis] * p_last[..., np.newaxis, :])
-        diag = np.arange(p_last.shape[-1])
-        jac[..., diag, diag] = p_last * (1.0 - p_last)
-    return jac.astype(arr.dtype, copy=False)
+    p, where = unmask(p, where, "p")
+    op = operand(p, "p")
+    shape = tuple(op.data.shape)
+    ax = one_axis(axis, len(shape))
+    keep = operand_mask(op, where, shape, "p")
+    check_distribution(op.xp, op.work_array(), (ax,) if shape else (), keep, op.eps, "p",
+                       lazy=op.lazy)
+    xp = op.xp
+    with op.computing():
+        pw = op.work_array()
+        if not shape:
+            pw = xp.reshape(pw, (1,))
+            keep = None if keep is None else xp.reshape(keep, (1,))
+        if keep is not None:
+            pw = xp.where(keep, pw, 0.0)
+        p_last = xp.moveaxis(pw, ax, -1)
+        k = p_last.shape[-1]
+        idx = xp.arange(k, device=op.device)
+        eye = idx[:, None] == idx[None, :]
+        col = p_last[..., :, None]
+        # The diagonal as p (1 - p): keeps its relative accuracy near p = 1.
+        jac = xp.where(eye, col * (1.0 - col), -(col * p_last[..., None, :]))
+        return op.deliver(jac)
 
 
 def softmax_vjp(p, g, axis=-1, *, where=None):
@@ -142,7 +148,7 @@ def softmax_vjp(p, g, axis=-1, *, where=None):
     --------
     >>> import numpy as np
     >>> import softmax as sm
-    >>> from softmax._derivatives import softmax_jacobian, softmax_vjp
+    >>> from softmax import softmax_jacobian, softmax_vjp
     >>> p = sm.softmax([2.0, 1.0, 0.1])
     >>> g = np.array([1.0, 0.0, 0.0])  # gradient of p[0]
     >>> softmax_vjp(p, g).round(4)
@@ -150,13 +156,31 @@ def softmax_vjp(p, g, axis=-1, *, where=None):
     >>> bool(np.allclose(softmax_vjp(p, g), softmax_jacobian(p).T @ g))
     True
     """
-    p64, g64, axes, keep, dtype = _prepare(p, g, axis, where)
-    with np.errstate(all="ignore"):
-        pe = np.where(keep, p64, 0.0)
+    op, pw, gw, axes, keep, dtype = _prepare(p, g, axis, where)
+    xp = op.xp
+    with op.computing():
+        if not axes:
+            return op.deliver(xp.zeros_like(pw), dtype)
+        pe = pw if keep is None else xp.where(keep, pw, 0.0)
         live = pe != 0
-        s = np.sum(np.where(live, pe * g64, 0.0), axis=axes, keepdims=True)
-        result = np.where(live, pe * (g64 - s), 0.0)
-    return _finish(result, dtype)
+        # dL/dx_i = p_i (g_i S - T) with S = sum p, T = sum p g, both in
+        # double-double: S is 1 only up to rounding, and g_i - T alone
+        # cancels to 0 where p_i is close to 1 (logits [37.4, 0], g = [1, 0]
+        # give [2^-54, -2^-54], not [0, 0]).
+        ge = xp.where(live, gw, 0.0)
+        bad = ~xp.isfinite(ge)
+        pg_hi, pg_lo = merge.two_prod(pe, xp.where(bad, 0.0, ge))
+        s_hi, s_lo = merge.exact_sum(xp, pe, axes, float(np.finfo(np.float64).eps))
+        t_hi, t_lo = _sum_dd(op, pg_hi, axes)
+        t_lo = t_lo + xp.sum(pg_lo, axis=axes, keepdims=True)
+        gs_hi, gs_lo = merge.two_prod(ge, s_hi)
+        d_hi, d_lo = merge.dd_add(gs_hi, gs_lo + ge * s_lo, -t_hi, -t_lo)
+        result = xp.where(live, pe * (d_hi + d_lo), 0.0)
+        # A non-finite g at a live entry poisons its slice, as the plain formula would.
+        poisoned = xp.any(bad & live, axis=axes, keepdims=True)
+        result = xp.where(poisoned & live, pe * (ge - xp.sum(pe * ge, axis=axes, keepdims=True)),
+                          result)
+        return op.deliver(result, dtype)
 
 
 def log_softmax_vjp(p, g, axis=-1, *, where=None):
@@ -198,18 +222,22 @@ def log_softmax_vjp(p, g, axis=-1, *, where=None):
     --------
     >>> import numpy as np
     >>> import softmax as sm
-    >>> from softmax._derivatives import log_softmax_vjp
+    >>> from softmax import log_softmax_vjp
     >>> p = sm.softmax([2.0, 1.0, 0.1])
     >>> log_softmax_vjp(p, np.array([-1.0, 0.0, 0.0])).round(4)  # NLL of class 0
     array([-0.341 ,  0.2424,  0.0986])
     """
-    p64, g64, axes, keep, dtype = _prepare(p, g, axis, where)
-    with np.errstate(all="ignore"):
-        pe = np.where(keep, p64, 0.0)
-        ge = np.where(keep, g64, 0.0)
-        total = np.sum(ge, axis=axes, keepdims=True)
-        mass = np.sum(pe, axis=axes, keepdims=True)
-        result = ge - np.where(pe == 0, 0.0, pe * total)
+    op, pw, gw, axes, keep, dtype = _prepare(p, g, axis, where)
+    xp = op.xp
+    with op.computing():
+        if not axes:
+            return op.deliver(xp.zeros_like(pw), dtype)
+        k = xp.ones_like(pw, dtype=xp.bool) if keep is None else keep
+        pe = xp.where(k, pw, 0.0)
+        ge = xp.where(k, gw, 0.0)
+        total = xp.sum(ge, axis=axes, keepdims=True)
+        mass = xp.sum(pe, axis=axes, keepdims=True)
+        result = ge - xp.where(pe == 0, 0.0, pe * total)
         # mass == 0 is an empty slice; a NaN mass keeps its NaN.
-        result = np.where(keep & ~(mass == 0), result, 0.0)
-    return _finish(result, dtype)
+        result = xp.where(k & ~(mass == 0), result, 0.0)
+        return op.deliver(result, dtype)

@@ -21,7 +21,9 @@ import math
 
 import numpy as np
 
-from ._validation import _log_double_double, _real_number, as_float_array
+from .._arguments import log_double_double, real_number
+from .._backends.merge import two_prod, two_sum
+from .._plan import operand
 
 __all__ = [
     "base_from_temperature",
@@ -36,98 +38,92 @@ __all__ = [
 _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
 _INV_LN2 = 1.44269504088896338700e00
-# Veltkamp's splitter for 53-bit doubles: 2**27 + 1.
-_SPLITTER = 134217729.0
 # Below this p, logit(p) = log(p) - log1p(-p) has no cancellation and the
 # quotient (1 - 2p) / p of the main formula could overflow.
 _LOGIT_TINY = 2.0**-30
 
-
-def _two_sum(a, b):
-    """a + b as an unevaluated sum s + err, exactly (Knuth's TwoSum)."""
-    s = a + b
-    bb = s - a
-    return s, (a - (s - bb)) + (b - bb)
+# The formulas below are written once against the array API (``xp`` is
+# NumPy itself for NumPy input), in float64; two_sum and two_prod are the
+# package's one copy of the error-free transformations (backends/merge).
 
 
-def _two_prod(a, b):
-    """a * b as p + err, exactly (Dekker; NumPy has no fused multiply-add)."""
-    p = a * b
-    c = _SPLITTER * a
-    a_hi = c - (c - a)
-    a_lo = a - a_hi
-    c = _SPLITTER * b
-    b_hi = c - (c - b)
-    b_lo = b - b_hi
-    return p, ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
+def _pow2(xp, k):
+    """2**k for integer-valued float64 k in [-1155, 0], exactly (two normal factors)."""
+    k1 = xp.floor(k / 2.0)
+    two = xp.full_like(k, 2.0)
+    return xp.pow(two, k1), xp.pow(two, k - k1)
 
 
-def _exp_dd(y):
+def _exp_dd(xp, y):
     """exp(y) for y <= 0 (or NaN) as hi + lo, relative error about 2**-54.
 
     y = k ln 2 + r exactly (r as a TwoSum pair), exp(r) = 1 + expm1(r) with
-    the 1 kept apart, then scaled by 2**k. np.exp alone is off by up to
-    0.66 ulp on this machine, and that error would reach the sigmoid whole.
+    the 1 kept apart, then scaled by 2**k. A library exp alone is off by up
+    to 0.66 ulp, and that error would reach the sigmoid whole.
     """
-    y = np.maximum(y, -800.0)  # exp(-800) is 0 in float64; keeps k an int
-    k = np.rint(y * _INV_LN2)
-    k = np.where(np.isnan(k), 0.0, k)
+    y = xp.where(y < -800.0, -800.0, y)  # exp(-800) is 0 in float64; keeps k small
+    k = xp.round(y * _INV_LN2)
+    k = xp.where(xp.isnan(k), 0.0, k)
     t = y - k * _LN2_HI  # exact (Sterbenz)
-    r, r_lo = _two_sum(t, -(k * _LN2_LO))
-    m = np.expm1(r)
+    r, r_lo = two_sum(t, -(k * _LN2_LO))
+    m = xp.expm1(r)
     c_hi = 1.0 + m
     c_lo = ((1.0 - c_hi) + m) + c_hi * r_lo
-    k_int = k.astype(np.int64)
-    return np.ldexp(c_hi, k_int), np.ldexp(c_lo, k_int)
+    s1, s2 = _pow2(xp, k)
+    # (c * s1) is exact; the product with s2 rounds once, as ldexp would.
+    return (c_hi * s1) * s2, (c_lo * s1) * s2
 
 
-def _sigmoid64(x):
-    e_hi, e_lo = _exp_dd(-np.abs(x))
+def _minus_abs(xp, x):
+    """-|x|, written as the branch that autograd differentiates correctly at 0."""
+    return xp.where(x < 0, x, -x)
+
+
+def _sigmoid64(xp, x):
+    e_hi, e_lo = _exp_dd(xp, _minus_abs(xp, x))
     neg = x < 0
     # sigmoid(x) = n / (1 + e) with e = exp(-|x|): n = 1 for x >= 0, n = e
     # otherwise, so the exponential never overflows (the article's max shift).
-    n_hi = np.where(neg, e_hi, 1.0)
-    n_lo = np.where(neg, e_lo, 0.0)
+    n_hi = xp.where(neg, e_hi, 1.0)
+    n_lo = xp.where(neg, e_lo, 0.0)
     s_hi = 1.0 + e_hi
     s_lo = (e_hi - (s_hi - 1.0)) + e_lo  # Fast2Sum: 1 >= e_hi
     q = n_hi / s_hi
-    p_hi, p_lo = _two_prod(q, s_hi)
+    p_hi, p_lo = two_prod(q, s_hi)
     remainder = (n_hi - p_hi) - p_lo  # n_hi - q * s_hi, exactly
     return q + (remainder + n_lo - q * s_lo) / s_hi
 
 
-def _log_sigmoid64(x):
+def _log_sigmoid64(xp, x):
     # log sigmoid(x) = min(x, 0) - log1p(exp(-|x|)): no overflow, and for
     # large x the tiny negative value survives (no log of a rounded 1).
-    e_hi, e_lo = _exp_dd(-np.abs(x))
-    l = np.log1p(e_hi) + e_lo / (1.0 + e_hi)
-    return np.minimum(x, 0.0) - l
+    e_hi, e_lo = _exp_dd(xp, _minus_abs(xp, x))
+    l = xp.log1p(e_hi) + e_lo / (1.0 + e_hi)
+    return xp.where(x < 0, x, 0.0) - l  # min(x, 0); a NaN x makes l NaN
 
 
-def _logit64(p):
+def _logit64(xp, p):
     # logit(p) = log1p(n / d), with n / d = (2p - 1) / (1 - p) for p >= 1/2
     # (both exact by Sterbenz) and -log1p((1 - 2p) / p) below 1/2 (1 - 2p
     # kept as a TwoSum pair): no log of a ratio near 1, no cancellation.
     upper = p >= 0.5
     two_p = 2.0 * p
-    n_hi = np.where(upper, two_p - 1.0, 1.0 - two_p)
-    n_lo = np.where(upper, 0.0, -two_p - (n_hi - 1.0))
-    d = np.where(upper, 1.0 - p, p)
+    n_hi = xp.where(upper, two_p - 1.0, 1.0 - two_p)
+    n_lo = xp.where(upper, 0.0, -two_p - (n_hi - 1.0))
+    d = xp.where(upper, 1.0 - p, p)
     q = n_hi / d
-    r_hi, r_lo = _two_prod(q, d)
+    r_hi, r_lo = two_prod(q, d)
     q_lo = (((n_hi - r_hi) - r_lo) + n_lo) / d
-    r = np.log1p(q) + q_lo / (1.0 + q)
-    r = np.where(upper, r, -r)
-    r = np.where(p == 1.0, np.inf, r)
-    return np.where(p < _LOGIT_TINY, np.log(p) - np.log1p(-p), r)
+    r = xp.log1p(q) + q_lo / (1.0 + q)
+    r = xp.where(upper, r, -r)
+    r = xp.where(p == 1.0, math.inf, r)
+    return xp.where(p < _LOGIT_TINY, xp.log(p) - xp.log1p(-p), r)
 
 
-def _elementwise(x, kernel):
-    arr = as_float_array(x)
-    with np.errstate(all="ignore"):
-        result = kernel(arr.astype(np.float64, copy=False))
-    result = result.astype(arr.dtype, copy=False)
-    return result[()] if result.ndim == 0 else result
+def _elementwise(x, kernel, name="x"):
+    op = operand(x, name)
+    with op.computing():
+        return op.deliver(kernel(op.xp, op.work_array()))
 
 
 def sigmoid(x):
@@ -167,7 +163,7 @@ def sigmoid(x):
     Examples
     --------
     >>> import numpy as np
-    >>> from softmax._activations import sigmoid
+    >>> from softmax import sigmoid
     >>> sigmoid(np.array([-1000.0, -1.0, 0.0, 1.0, 40.0]))
     array([0.        , 0.26894142, 0.5       , 0.73105858, 1.        ])
     >>> float(sigmoid(-740.0))  # a subnormal, not 0 and no warning
@@ -208,7 +204,7 @@ def log_sigmoid(x):
     Examples
     --------
     >>> import numpy as np
-    >>> from softmax._activations import log_sigmoid
+    >>> from softmax import log_sigmoid
     >>> log_sigmoid(np.array([-1000.0, 0.0, 40.0]))
     array([-1.00000000e+03, -6.93147181e-01, -4.24835426e-18])
     >>> float(np.log(1 / (1 + np.exp(-40.0))))  # the naive formula loses it
@@ -244,13 +240,13 @@ def logit(p):
     Examples
     --------
     >>> import numpy as np
-    >>> from softmax._activations import logit, sigmoid
+    >>> from softmax import logit, sigmoid
     >>> logit(np.array([0.0, 0.25, 0.5, 0.75, 1.0]))
     array([       -inf, -1.09861229,  0.        ,  1.09861229,         inf])
     >>> float(logit(0.75)), float(sigmoid(np.log(3.0)))  # odds 3 : 1
     (1.0986122886681098, 0.75)
     """
-    return _elementwise(p, _logit64)
+    return _elementwise(p, _logit64, "p")
 
 
 def temperature_from_base(a) -> float:
@@ -284,7 +280,7 @@ def temperature_from_base(a) -> float:
     --------
     >>> import numpy as np
     >>> import softmax as sm
-    >>> from softmax._activations import temperature_from_base
+    >>> from softmax import temperature_from_base
     >>> temperature_from_base(np.e)
     1.0
     >>> temperature_from_base(2.0)  # base 2 = a little hotter than base e
@@ -295,10 +291,10 @@ def temperature_from_base(a) -> float:
     ...                  rtol=1e-15, atol=0))
     True
     """
-    value = _real_number(a, "a")
+    value = real_number(a, "a")
     if not (value > 0) or value == 1 or math.isinf(value):
         raise ValueError(f"a must be a base that is finite, > 0 and != 1, got {a!r}")
-    ln_hi, ln_lo = _log_double_double(value)
+    ln_hi, ln_lo = log_double_double(value)
     return float(1 / (np.longdouble(ln_hi) + np.longdouble(ln_lo)))
 
 
@@ -326,7 +322,7 @@ def base_from_temperature(t) -> float:
 
     Examples
     --------
-    >>> from softmax._activations import base_from_temperature, temperature_from_base
+    >>> from softmax import base_from_temperature, temperature_from_base
     >>> base_from_temperature(1.0)
     2.718281828459045
     >>> base_from_temperature(0.5)  # e**2: a cold softmax is a big base
@@ -334,7 +330,7 @@ def base_from_temperature(t) -> float:
     >>> base_from_temperature(temperature_from_base(3.0))
     3.0
     """
-    value = _real_number(t, "t")
+    value = real_number(t, "t")
     if value == 0 or not math.isfinite(value):
         raise ValueError(f"t must be a finite temperature != 0, got {t!r}")
     with np.errstate(over="ignore"):

@@ -1,0 +1,204 @@
+"""The NumPy backend: a checked plan run on the C core.
+
+The reduction axes are moved last (a view when one axis is reduced, a copy
+only for a tuple of axes that cannot be merged) and the C core walks the
+rows (or, for a non-last axis, panels of columns read in place). What the
+core does not take -- temperature 0, logsumexp weights `b` -- is computed
+here with NumPy, by the same rules.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .. import _core
+from .scale import UNIT_SCALE
+from . import merge
+
+__all__ = ["axes_back", "axes_last", "hardmax_last", "run"]
+
+
+# The C core reads and writes these natively (float16 is computed in double
+# inside the kernels, never widened in memory); others go through float64.
+_CORE_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _core_dtype(dtype: np.dtype) -> np.dtype:
+    """float16/32/64 natively; longdouble (beyond the core) in float64."""
+    return dtype if dtype in _CORE_DTYPES else np.dtype(np.float64)
+
+
+def axes_last(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """View (or, for several axes, possibly a copy) with `axes` merged last."""
+    moved = np.moveaxis(a, axes, range(a.ndim - len(axes), a.ndim))
+    if len(axes) == 1:
+        return moved
+    # An explicit length, not -1: with a 0-length outer axis, -1 is ambiguous.
+    outer = moved.shape[: a.ndim - len(axes)]
+    return moved.reshape(outer + (math.prod(moved.shape[len(outer):]),))
+
+
+def axes_back(a_last: np.ndarray, like_shape, axes: tuple[int, ...]) -> np.ndarray:
+    """Inverse of `axes_last` for an array shaped like the moved one."""
+    ndim = len(like_shape)
+    moved_shape = tuple(like_shape[i] for i in range(ndim) if i not in axes) + tuple(
+        like_shape[i] for i in axes
+    )
+    return np.moveaxis(a_last.reshape(moved_shape), range(ndim - len(axes), ndim), axes)
+
+
+def _no_internal_overlap(a: np.ndarray) -> bool:
+    """True if no two elements of `a` share memory (sufficient test).
+
+    Sorted by |stride|, each axis must step past everything the smaller
+    axes span; what slicing, transposing and reshaping make always passes,
+    only as_strided / broadcast views can fail.
+    """
+    span = a.itemsize
+    for stride, n in sorted((abs(s), n) for s, n in zip(a.strides, a.shape) if n > 1):
+        if stride < span:
+            return False
+        span = stride * (n - 1) + span
+    return True
+
+
+def _writes_in_place(out_last: np.ndarray, x_last: np.ndarray, mask_last) -> bool:
+    """Can the core write straight into `out_last`?
+
+    Only when it is a view of out (no copy was needed to lay it out) and it
+    does not overlap x or the mask except by being exactly x, element for
+    element: the core reads x_j before it writes out_j, never after.
+    """
+    if np.may_share_memory(out_last, x_last):
+        same = (
+            out_last.__array_interface__["data"][0] == x_last.__array_interface__["data"][0]
+            and out_last.strides == x_last.strides
+        )
+        # Exactly x is fine only if no two elements share memory: else a
+        # write lands on an entry that is still to be read.
+        if not same or not _no_internal_overlap(out_last):
+            return False
+    return mask_last is None or not np.may_share_memory(out_last, mask_last)
+
+
+def hardmax_last(x, mask=None, *, sign: float = 1.0, log: bool = False) -> np.ndarray:
+    """The temperature -> 0 limit of softmax(sign * x) on the last axis: tied maxima share.
+
+    NaN in the kept entries makes the kept entries NaN; a slice with no kept
+    entry above -inf is an empty distribution (0, or -inf for `log`).
+    """
+    keep = np.ones(x.shape, dtype=bool) if mask is None else mask
+    with np.errstate(invalid="ignore"):  # a signaling NaN raises the flag in sign * x
+        v = np.where(keep, sign * x, -np.inf)
+    nan_rows = np.any(np.isnan(v), axis=-1, keepdims=True)
+    m = np.max(np.where(np.isnan(v), -np.inf, v), axis=-1, keepdims=True, initial=-np.inf)
+    winners = keep & (v == m) & (m > -np.inf)
+    k = winners.sum(axis=-1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(winners, 1.0 / np.maximum(k, 1), 0.0)
+        result = np.log(p) if log else p
+    return np.where(nan_rows & keep, np.nan, result)
+
+
+def run(x: np.ndarray, plan) -> Any:
+    if plan.op == "logsumexp":
+        return _logsumexp(x, plan)
+    return _softmax_family(x, plan)
+
+
+def _softmax_family(arr: np.ndarray, plan):
+    result_dtype = plan.result_dtype
+    work_dtype = _core_dtype(result_dtype)
+    axes, mask, out, scale, log = plan.axes, plan.mask, plan.out, plan.scale, plan.log
+    if not axes:
+        # A slice of one element (a 0-d input, or no reduction at all):
+        # nothing to normalize against; lay it out as rows of length 1.
+        lone = plan.replace(axes=(arr.ndim,), out=None,
+                            mask=None if mask is None else mask[..., np.newaxis])
+        result = _softmax_family(arr[..., np.newaxis], lone)[..., 0]
+        return _finish(result, out, result_dtype)
+
+    x_last = axes_last(arr, axes).astype(work_dtype, copy=False)
+    mask_last = None if mask is None else axes_last(mask, axes)
+
+    if scale.kind == "hard":
+        result_last = hardmax_last(x_last, mask_last, sign=scale.sign, log=log)
+        return _finish(axes_back(result_last, arr.shape, axes), out, result_dtype)
+    if scale.kind == "uniform":
+        # Every finite score counts the same; +-inf and NaN keep their roles.
+        finite = np.isfinite(x_last)
+        with np.errstate(invalid="ignore"):
+            x_last = np.where(finite, 0.0, scale.sign * x_last).astype(work_dtype)
+        scale = UNIT_SCALE
+
+    # Write straight into the result's memory when the layout allows it; a
+    # temporary is needed only for merged tuple axes or an out that overlaps x.
+    # The core writes only aligned native memory: any other out gets a
+    # temporary and a copy (np.copyto swaps bytes and handles alignment).
+    use_out = out is not None and out.dtype == work_dtype and out.flags.aligned
+    full = out if use_out else np.empty(arr.shape, dtype=work_dtype)
+    target = axes_last(full, axes)
+    direct = np.may_share_memory(target, full) and (
+        not use_out or _writes_in_place(target, x_last, mask_last)
+    )
+    if not direct:
+        target = np.empty(x_last.shape, dtype=work_dtype)
+
+    _core.softmax(x_last, target, mask_last, scale.c_hi, scale.c_lo, log)
+
+    result = full if direct else axes_back(target, arr.shape, axes)
+    return result if result is out else _finish(result, out, result_dtype)
+
+
+def _finish(result: np.ndarray, out, dtype: np.dtype):
+    """Deliver `result` in the caller's dtype: into `out`, or as a new array."""
+    # over: a float64 result beyond float16's range rounds to +-inf, which is
+    # its correct rounding, not an accident to warn about.
+    with np.errstate(over="ignore"):
+        if out is not None:
+            np.copyto(out, result, casting="unsafe")
+            return out
+        result = result.astype(dtype, copy=False)
+    return result[()] if result.ndim == 0 else result
+
+
+def _logsumexp(arr: np.ndarray, plan):
+    result_dtype = plan.result_dtype
+    work_dtype = _core_dtype(result_dtype)
+    axes, mask, b = plan.axes, plan.mask, plan.b
+
+    def last(a):
+        return axes_last(a, axes) if axes else a[..., np.newaxis]
+
+    x_last = last(arr)
+    mask_last = None if mask is None else last(mask)
+    if b is not None and x_last.shape[-1] == 0:  # an empty sum: log 0, sign 0
+        value = np.full(x_last.shape[:-1], -np.inf)
+        sign = np.zeros(x_last.shape[:-1])
+    elif b is not None:
+        with merge.quiet():
+            m, s = merge.weighted_state(np, x_last.astype(np.float64, copy=False),
+                                        last(b), mask_last, (-1,))
+            value, sign = merge.weighted_value(np, m, s)
+        value, sign = value[..., 0], sign[..., 0]
+    else:
+        x_last = x_last.astype(work_dtype, copy=False)
+        value = np.empty(x_last.shape[:-1], dtype=work_dtype)
+        _core.logsumexp(x_last, value, mask_last)
+        sign = np.where(value == -np.inf, 0.0, 1.0)
+        sign = np.where(np.isnan(value), np.nan, sign)
+
+    if not plan.return_sign:
+        value = np.where(sign < 0, np.nan, value)
+    with np.errstate(over="ignore"):
+        value = value.astype(result_dtype, copy=False)
+    sign = sign.astype(result_dtype, copy=False)
+    if plan.keepdims:
+        value = np.expand_dims(value, axes)
+        sign = np.expand_dims(sign, axes)
+    value = value[()] if value.ndim == 0 else value
+    sign = sign[()] if sign.ndim == 0 else sign
+    return (value, sign) if plan.return_sign else value
