@@ -120,17 +120,20 @@ class TemperatureScaling:
                  nll_before: float | None = None, nll_after: float | None = None,
                  converged: bool = True, iterations: int = 0, at_bound: bool = False,
                  message: str = "", n_samples: int | None = None):
-        self.temperature = None if temperature is None else check_temperature(temperature)
-        self.bounds = check_bounds(bounds)
+        # Checked here, stored as given (scikit-learn's clone compares them by identity).
+        t = None if temperature is None else check_temperature(temperature)
+        check_bounds(bounds)
+        self.temperature = temperature
+        self.bounds = bounds
         self.input = check_input(input)
         self.axis = check_axis(axis)
         record = {"nll_before": nll_before, "nll_after": nll_after, "n_samples": n_samples}
-        if self.temperature is None:
+        if t is None:
             given = [k for k, v in record.items() if v is not None]
             if given:
                 raise ValueError(f"{given[0]} must come with a temperature, got temperature=None")
             return
-        self.temperature_ = self.temperature
+        self.temperature_ = t
         self.nll_before_ = _optional_nll(nll_before, "nll_before")
         self.nll_after_ = _optional_nll(nll_after, "nll_after")
         self.converged_ = _bool(converged, "converged")
@@ -208,10 +211,11 @@ class TemperatureScaling:
             checked = check_scores(X, y, input=self.input, axis=self.axis, where=where,
                                    weights=sample_weight)
             n_features = checked.n_features
+        bounds = check_bounds(self.bounds)
         if self.temperature is None:
-            self._record(_solver.fit(checked, self.bounds))
+            self._record(_solver.fit(checked, bounds))
         else:
-            self._record(_solver.evaluate(checked, self.temperature, self.bounds))
+            self._record(_solver.evaluate(checked, check_temperature(self.temperature), bounds))
         self.n_features_in_ = n_features
         self.classes_ = np.arange(max(n_features, 2))
         return self
@@ -425,7 +429,7 @@ class TemperatureScaling:
             "iterations": int(self.iterations),
             "at_bound": bool(self.at_bound),
             "message": self.message,
-            "bounds": [float(b) for b in self.bounds],
+            "bounds": [float(b) for b in check_bounds(self.bounds)],
             "n_samples": self.n_samples,
             "input": self.input,
             "axis": self.axis,

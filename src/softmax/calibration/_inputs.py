@@ -160,12 +160,14 @@ def _weights(weights, shape: tuple[int, ...]):
     return w, masked
 
 
-def scale_weights(w: np.ndarray) -> np.ndarray:
+def scale_weights(w: np.ndarray) -> np.ndarray | None:
     """Divide by the largest weight: the sum can neither overflow nor lose
-    subnormal digits, and a uniform weight of any size is the same as 1."""
+    subnormal digits. Equal weights (of any size) are no weights: None."""
     top = float(w.max()) if w.size else 0.0
     if not top > 0:
         raise ValueError("weights must not all be 0, got a total weight of 0")
+    if (w == top).all():
+        return None
     return w / top
 
 

@@ -187,9 +187,32 @@ def fit(checked: Scores | DaskScores, bounds: tuple[float, float]) -> Fit:
 
 
 def evaluate(checked: Scores | DaskScores, temperature: float, bounds: tuple[float, float]) -> Fit:
-    """The record of a given T: the NLL at T = 1 and at T (nothing fitted)."""
-    objective, n_samples = _objective(checked)
-    before = objective(0.0)
-    after = objective(math.log(temperature)) if temperature != 1.0 else before
-    return Fit(temperature, before.f / before.total_weight, after.f / after.total_weight, True, 0,
-               False, "temperature given, not fitted", bounds, n_samples)
+    """The record of a given T: the NLL at T = 1 and at T (nothing fitted).
+
+    An NLL that is infinite (T so small that a wrong label gets
+    probability 0) is recorded as None, as JSON has no infinity.
+    """
+    if isinstance(checked, DaskScores):
+        objective, n_samples = _objective(checked)
+        before = objective(0.0)
+        before = before.f / before.total_weight
+        try:
+            after = objective(math.log(temperature))
+            after = after.f / after.total_weight
+        except (OverflowError, ValueError):
+            after = math.inf
+    else:
+        from .. import log_softmax  # the public function, exact at every T; no import cycle
+
+        rows = log_probs(checked.rows) if checked.kind == "probs" else checked.rows
+        n_samples = rows.shape[0]
+        pick = (np.arange(n_samples), checked.labels)
+
+        def mean_nll(t):
+            lp = log_softmax(rows, axis=-1, temperature=t)[pick].astype(np.float64)
+            return -float(np.average(lp, weights=checked.weights))
+
+        before, after = mean_nll(1.0), mean_nll(temperature)
+    return Fit(temperature, before if math.isfinite(before) else None,
+               after if math.isfinite(after) else None, True, 0, False,
+               "temperature given, not fitted", bounds, n_samples)
