@@ -153,7 +153,7 @@ class TemperatureScaling:
         --------
         >>> from softmax.calibration import TemperatureScaling
         >>> TemperatureScaling(bounds=(0.1, 10)).get_params()["bounds"]
-        (0.1, 10.0)
+        (0.1, 10)
         """
         return {name: getattr(self, name) for name in _PARAMS}
 
