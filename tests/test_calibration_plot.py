@@ -55,7 +55,7 @@ def test_before_after_png(tmp_path):
     assert img.shape[1] > img.shape[0]  # two panels side by side
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert any(f"ECE = {100 * cal.ece(z, y):.2f} %" in t and "before" in t for t in titles)
-    after = f"ECE = {100 * cal.ece(ts.transform_logits(z), y):.2f} %"
+    after = f"ECE = {100 * cal.ece(ts.transform(z), y):.2f} %"
     assert any(after in t and "after" in t for t in titles)
 
 
@@ -71,10 +71,10 @@ def test_bars_are_the_reliability_curve():
 
 def test_probabilities_and_given_axes(tmp_path):
     z, y = make_data(seed=3)
-    p = cal.TemperatureScaling(1.0).transform(z)
+    p = cal.TemperatureScaling(1.0).predict_proba(z)
     fig = Figure()
     axes = fig.subplots(1, 2)
-    out = cal.reliability_diagram(p, y, calibrated=cal.TemperatureScaling(2.0).transform(z),
+    out = cal.reliability_diagram(p, y, calibrated=cal.TemperatureScaling(2.0).predict_proba(z),
                                   input="probs", ax=axes, strategy="quantile")
     assert out is fig
     fig.savefig(tmp_path / "axes.png")
@@ -86,6 +86,37 @@ def test_errors():
     fig = Figure()
     with pytest.raises(ValueError, match="ax must be 2 Axes"):
         cal.reliability_diagram(z, y, calibrated=z, ax=fig.subplots())
-    with pytest.raises(ValueError, match="calibrated must be scores when input='probs'"):
-        cal.reliability_diagram(cal.TemperatureScaling(1.0).transform(z), y, input="probs",
+    with pytest.raises(ValueError, match="calibrated must be a TemperatureScaling for "
+                                         "input='probs' scores, got one with input='logits'"):
+        cal.reliability_diagram(cal.TemperatureScaling(1.0).predict_proba(z), y, input="probs",
                                 calibrated=cal.TemperatureScaling(2.0))
+
+
+def test_estimator_on_probabilities_draws_before_and_after(tmp_path):
+    # An estimator fitted on probabilities applies to probability scores:
+    # the "after" panel is softmax(log p / T), with its ECE in the title.
+    z, y = make_data(seed=4)
+    p = cal.TemperatureScaling(1.0).predict_proba(z)
+    ts = cal.TemperatureScaling(input="probs").fit(p, y)
+    fig = cal.reliability_diagram(p, y, input="probs", calibrated=ts, path=tmp_path / "p.png")
+    _check_png(tmp_path / "p.png", 900, 500)
+    expected = cal.ece(ts.predict_proba(p), y, input="probs")
+    assert any(f"ECE = {100 * expected:.2f} %" in ax.get_title() for ax in fig.axes)
+
+
+def test_binary_diagram_axes_are_labelled_as_positives():
+    rng = np.random.default_rng(5)
+    p = rng.random(400)
+    y = rng.random(400) < p
+    fig = cal.reliability_diagram(p, y, input="probs", n_bins=5)
+    assert fig.axes[0].get_ylabel() == "fraction of positives"
+    assert "class 1" in fig.axes[1].get_xlabel()
+
+
+def test_missing_matplotlib_names_the_pip_command(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import fails
+    z, y = make_data(n=50)
+    with pytest.raises(ImportError, match="pip install matplotlib"):
+        cal.reliability_diagram(z, y)

@@ -1,8 +1,8 @@
-"""Dask arrays: lazy softmax / log_softmax / logsumexp along chunked axes, and
-the temperature-scaling objective, on a real distributed LocalCluster.
+"""Dask arrays: lazy softmax / log_softmax / logsumexp along chunked axes, on a
+real distributed LocalCluster (the temperature-scaling objective is tested in
+test_calibration_dask.py).
 
-References: the NumPy C path (softmax.softmax on the computed array), SciPy
-for the calibration sums, finite differences for their derivatives.
+References: the NumPy C path (softmax.softmax on the computed array).
 """
 
 import dask
@@ -14,8 +14,6 @@ import ulp_reference as ur
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
-
-from softmax._backends.dask import temperature_objective  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -160,67 +158,3 @@ def test_errors(client):
         sm.softmax(d, where=np.ones(4))
     with pytest.raises(ValueError, match="temperature must be >= 0"):
         sm.softmax(d, temperature=np.nan)
-
-
-# ------------------------------------------------------ temperature objective
-
-
-def numpy_sums(x, y, w, u):
-    """The same sums in plain NumPy/SciPy, derivatives by the closed forms
-    written independently: with p = softmax(z), z = x e^-u,
-    dNLL/du = z_y - E_p z and d2NLL/du2 = -z_y + E_p z + Var_p z."""
-    from scipy.special import logsumexp, softmax
-
-    z = x * np.exp(-u)
-    zy = z[np.arange(len(y)), y]
-    p = softmax(z, axis=1)
-    ez = np.sum(p * z, axis=1)
-    var = np.sum(p * (z - ez[:, None]) ** 2, axis=1)
-    f = np.sum(w * (logsumexp(z, axis=1) - zy))
-    return f, np.sum(w * (zy - ez)), np.sum(w * (-zy + ez + var)), np.sum(w)
-
-
-@pytest.mark.parametrize("chunks", [(250, 10), (300, 3), (1000, 10)])
-def test_temperature_objective_matches_numpy_and_finite_differences(client, chunks):
-    rng = np.random.default_rng(4)
-    n, c = 1000, 10
-    x = rng.standard_normal((n, c)) * 3
-    y = rng.integers(0, c, n)
-    w = rng.random(n)
-    objective = temperature_objective(
-        da.from_array(x, chunks=chunks), da.from_array(y, chunks=chunks[0]), weights=w
-    )
-    for u in (-1.0, 0.0, 1.5):
-        f, df, d2f, total = objective(u)
-        assert all(isinstance(v, float) for v in (f, df, d2f, total))
-        ref = numpy_sums(x, y, w, u)
-        np.testing.assert_allclose((f, df, d2f, total), ref, rtol=1e-12)
-        h = 1e-5
-        fd1 = (objective(u + h)[0] - objective(u - h)[0]) / (2 * h)
-        fd2 = (objective(u + h)[1] - objective(u - h)[1]) / (2 * h)
-        np.testing.assert_allclose(df, fd1, rtol=1e-7)
-        np.testing.assert_allclose(d2f, fd2, rtol=1e-7)
-
-
-def test_temperature_objective_axis_masked_classes_and_defaults(client):
-    rng = np.random.default_rng(5)
-    x = rng.standard_normal((6, 200)) * 2  # classes along axis 0
-    x[2, :] = -np.inf                      # class 2 impossible everywhere
-    y = rng.choice([0, 1, 3, 4, 5], 200)
-    objective = temperature_objective(da.from_array(x, chunks=(4, 50)), y, axis=0)
-    f, df, d2f, total = objective(0.3)
-    ref = numpy_sums(np.delete(x.T, 2, axis=1), np.where(y > 2, y - 1, y), np.ones(200), 0.3)
-    np.testing.assert_allclose((f, df, d2f), ref[:3], rtol=1e-12)
-    assert total == 200.0
-
-
-def test_temperature_objective_errors(client):
-    x = da.zeros((4, 3), chunks=2)
-    with pytest.raises(ValueError, match=r"labels must be in \[0, 3\), got 3"):
-        temperature_objective(x, np.array([0, 1, 2, 3]))
-    with pytest.raises(ValueError, match=r"labels must have shape \(4,\)"):
-        temperature_objective(x, np.array([0, 1]))
-    with pytest.raises(TypeError, match="labels must be integers"):
-        temperature_objective(x, np.zeros(4))
-    with pytest.raises(ValueError, match=r"weights must have shape \(4,\)"):
-        temperature_objective(x, np.zeros(4, int), weights=np.ones(3))

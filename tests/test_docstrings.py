@@ -11,12 +11,19 @@ import softmax
 
 
 def _modules():
+    """Every module of the package, subpackages included (walk_packages recurses)."""
     names = ["softmax"]
-    for info in pkgutil.iter_modules(softmax.__path__, "softmax."):
+    for info in pkgutil.walk_packages(softmax.__path__, "softmax."):
         if info.name.endswith("__main__"):
             continue
         names.append(info.name)
     return names
+
+
+def test_subpackages_are_walked():
+    names = _modules()
+    assert "softmax.calibration" in names
+    assert "softmax.calibration._estimator" in names
 
 
 @pytest.mark.parametrize("name", _modules())
