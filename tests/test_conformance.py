@@ -310,3 +310,39 @@ def test_probabilities_are_refused_as_logits_and_the_reverse():
         sm.softmax_jacobian([2.0, 1.0])
     with pytest.raises(ValueError, match="p must be probabilities that sum to 1"):
         sm.softmax_vjp([0.5, 0.6], [1.0, 0.0])
+
+
+# ---- smaller edges --------------------------------------------------------------
+
+def test_small_edges():
+    import pickle
+
+    # entropy of a tiny distribution: the subnormal terms are rounded once
+    import mpmath
+
+    with mpmath.workprec(200):
+        e = mpmath.exp(-745)
+        p_small = e / (1 + 2 * e)
+        exact = float(-(1 - 2 * p_small) * mpmath.log(1 - 2 * p_small)
+                      - 2 * p_small * mpmath.log(p_small))
+    got = float(sm.entropy([745.0, 0.0, 0.0]))
+    assert abs(got - exact) <= 2 * 5e-324, (got, exact)  # 2 subnormal steps (4.2e-321, not 7.4e-321)
+    # 0-d input is one slice of one element everywhere
+    assert sm.hardmax(np.float64(3.0)) == 1.0
+    acc = sm.stream.OnlineLogSumExp(axis=0).update(np.float64(2.0))
+    assert float(acc.logsumexp) == 2.0 and float(acc.softmax(np.float64(2.0))) == 1.0
+    # flags are flags
+    with pytest.raises(TypeError, match="keepdims must be True or False, got 'no'"):
+        sm.logsumexp([1.0, 2.0], keepdims="no")
+    # longdouble beyond float64's range
+    big = np.array(["1e4000", "1e4000"], dtype=np.longdouble)
+    assert sm.logsumexp(big) == np.longdouble("1e4000") + np.log(np.longdouble(2))
+    # float16 log-probabilities that round to -inf raise no warning
+    acc = sm.stream.OnlineLogSumExp().update(np.array([-6e4, 6e4], np.float16))
+    assert list(acc.log_softmax(np.array([-6e4, 6e4], np.float16))) == [-np.inf, 0.0]
+    # merge states pickle with a format version
+    state = pickle.loads(pickle.dumps(acc))
+    assert float(state.logsumexp) == float(acc.logsumexp)
+    bad = acc.__getstate__() | {"format": 0}
+    with pytest.raises(ValueError, match="pickle must have format 1, got 0"):
+        sm.stream.OnlineLogSumExp().__setstate__(bad)

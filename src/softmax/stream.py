@@ -27,6 +27,7 @@ from ._arguments import (
     as_float_array,
     normalize_axis,
     parse_scale,
+    reduction_axes,
     unmask,
     where_mask,
 )
@@ -99,6 +100,27 @@ class OnlineLogSumExp:
         self._dtype = None
         self._state = _merge.identity(np)
 
+    # Pickles (Dask and multiprocessing move states between processes) carry
+    # a format version, so a state saved by another version is refused with
+    # a clear message instead of being misread.
+    _PICKLE_FORMAT = 1
+
+    def __getstate__(self) -> dict:
+        return {"format": self._PICKLE_FORMAT, "axis": self._axis,
+                "batch_shape": self._batch_shape, "dtype": self._dtype,
+                "state": tuple(np.asarray(a) for a in self._state)}
+
+    def __setstate__(self, state: dict) -> None:
+        fmt = state.get("format") if isinstance(state, dict) else None
+        if fmt != self._PICKLE_FORMAT:
+            raise ValueError(
+                f"OnlineLogSumExp pickle must have format {self._PICKLE_FORMAT}, got {fmt!r} "
+                "(saved by another version of softmax)")
+        self._axis = state["axis"]
+        self._batch_shape = state["batch_shape"]
+        self._dtype = state["dtype"]
+        self._state = _merge.State(*state["state"])
+
     def __repr__(self) -> str:
         shape = "?" if self._batch_shape is None else self._batch_shape
         return f"OnlineLogSumExp(axis={self._axis!r}) with batch shape {shape}"
@@ -111,6 +133,11 @@ class OnlineLogSumExp:
     def _layout(self, chunk, where, name: str):
         chunk, where = unmask(chunk, where, name)
         arr = as_float_array(chunk, name)
+        if arr.ndim == 0:
+            # A scalar is one slice of one element (axis 0, -1 or None), as in softmax.
+            reduction_axes(self._axis, 0)
+            arr = arr[np.newaxis]
+            where = None if where is None else np.reshape(np.asarray(where), (1,))
         axes = normalize_axis(self._axis, arr.ndim)
         batch = tuple(n for i, n in enumerate(arr.shape) if i not in axes)
         if self._batch_shape is not None and batch != self._batch_shape:
@@ -219,10 +246,13 @@ class OnlineLogSumExp:
                                    for s in self._state))
             v = _merge.orient(np, arr.astype(np.float64), UNIT_SCALE, mask)
             out = _merge.finish(np, v, state, _UNIT, log=log, exact=exact, eps=_EPS64)
-        if mask is not None:
-            out = np.where(mask, out, -np.inf if log else 0.0)
-        out = out.astype(arr.dtype)
-        return out[()] if out.ndim == 0 else out
+            if mask is not None:
+                out = np.where(mask, out, -np.inf if log else 0.0)
+            # over: a float64 log-probability beyond float16's range rounds to -inf
+            out = out.astype(arr.dtype)
+        if np.ndim(chunk) == 0:
+            return out.reshape(())[()]  # a scalar chunk: one slice of one element
+        return out
 
     def softmax(self, chunk, *, where=None):
         """Second pass: the softmax of a chunk with respect to the whole stream.

@@ -48,7 +48,10 @@ __all__ = [
     "PositiveScale",
     "State",
     "chunk_state",
+    "dd_add",
+    "exact_sum",
     "finish",
+    "hard_max",
     "identity",
     "log_total",
     "merge",
@@ -459,3 +462,28 @@ def weighted_value(xp, m, s):
     """(log|sum|, sign(sum)) of a weighted state."""
     value = xp.log(xp.abs(s)) + xp.where(xp.isfinite(m), m, 0.0)
     return value, xp.sign(s)
+
+
+# ---- temperature 0: the hard max --------------------------------------------------
+
+
+def hard_max(xp, v, keep, axes: tuple[int, ...], dtype):
+    """The temperature -> 0 limit of softmax(v) over `axes`: (winners, shares).
+
+    Tied maxima share the mass equally; NaN in a kept entry makes the kept
+    entries of its slice NaN; a slice with nothing kept above -inf is empty
+    (all 0). `winners` is the boolean array of the maxima, for callers that
+    place the mass differently (``hardmax(ties="first")``).
+    """
+    if keep is not None:
+        v = xp.where(keep, v, -math.inf)
+    nan = xp.isnan(v)
+    nan_slices = xp.any(nan, axis=axes, keepdims=True)
+    v = xp.where(nan, -math.inf, v)
+    m = xp.max(v, axis=axes, keepdims=True)
+    winners = (v == m) & (m > -math.inf)
+    w = _astype(xp, winners, dtype)
+    count = xp.sum(w, axis=axes, keepdims=True)
+    shares = w / xp.where(count > 0, count, 1.0)
+    kept_nan = nan_slices if keep is None else nan_slices & keep
+    return winners, xp.where(kept_nan, math.nan, shares), kept_nan

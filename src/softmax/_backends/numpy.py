@@ -18,7 +18,7 @@ from .. import _core
 from .scale import UNIT_SCALE
 from . import merge
 
-__all__ = ["axes_back", "axes_last", "hardmax_last", "run"]
+__all__ = ["axes_back", "axes_last", "run"]
 
 
 # The C core reads and writes these natively (float16 is computed in double
@@ -84,29 +84,52 @@ def _writes_in_place(out_last: np.ndarray, x_last: np.ndarray, mask_last) -> boo
     return mask_last is None or not np.may_share_memory(out_last, mask_last)
 
 
-def hardmax_last(x, mask=None, *, sign: float = 1.0, log: bool = False) -> np.ndarray:
-    """The temperature -> 0 limit of softmax(sign * x) on the last axis: tied maxima share.
-
-    NaN in the kept entries makes the kept entries NaN; a slice with no kept
-    entry above -inf is an empty distribution (0, or -inf for `log`).
-    """
-    keep = np.ones(x.shape, dtype=bool) if mask is None else mask
-    with np.errstate(invalid="ignore"):  # a signaling NaN raises the flag in sign * x
-        v = np.where(keep, sign * x, -np.inf)
-    nan_rows = np.any(np.isnan(v), axis=-1, keepdims=True)
-    m = np.max(np.where(np.isnan(v), -np.inf, v), axis=-1, keepdims=True, initial=-np.inf)
-    winners = keep & (v == m) & (m > -np.inf)
-    k = winners.sum(axis=-1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = np.where(winners, 1.0 / np.maximum(k, 1), 0.0)
-        result = np.log(p) if log else p
-    return np.where(nan_rows & keep, np.nan, result)
+def _hard(x_last, mask_last, sign: float, log: bool) -> np.ndarray:
+    """Temperature 0 on the last axis: the hard max of sign * x (`merge.hard_max`)."""
+    if x_last.shape[-1] == 0:
+        return np.empty(x_last.shape)
+    with merge.quiet():  # a signaling NaN raises the flag in sign * x
+        _, p, _ = merge.hard_max(np, sign * x_last, mask_last, (-1,), np.float64)
+        return np.log(p) if log else p
 
 
 def run(x: np.ndarray, plan) -> Any:
+    if x.dtype.itemsize > 8 and plan.b is None:
+        # longdouble: beyond what the core computes in (float64 would overflow
+        # at 1e4000); the merge formulas in NumPy's own longdouble arithmetic.
+        return _wide_float(x, plan)
     if plan.op == "logsumexp":
         return _logsumexp(x, plan)
     return _softmax_family(x, plan)
+
+
+def _wide_float(x: np.ndarray, plan):
+    axes = plan.axes if plan.axes else (x.ndim,)
+    v = x if plan.axes else x[..., np.newaxis]
+    keep = plan.mask if plan.axes or plan.mask is None else plan.mask[..., np.newaxis]
+    eps = float(np.finfo(x.dtype).eps)
+    with merge.quiet():
+        if plan.op == "logsumexp":
+            v = v if keep is None else np.where(keep, v, -np.inf)
+            state = merge.chunk_state(np, v, axes, merge.PositiveScale(), exact=False, eps=eps)
+            hi, lo = merge.log_total(np, state)
+            value = hi + lo
+            sign = np.where(value == -np.inf, 0.0, np.where(np.isnan(value), np.nan, 1.0))
+            if not plan.keepdims or not plan.axes:
+                value, sign = np.squeeze(value, axis=axes), np.squeeze(sign, axis=axes)
+            value = value.astype(x.dtype)[()] if value.ndim == 0 else value.astype(x.dtype)
+            sign = sign.astype(x.dtype)[()] if sign.ndim == 0 else sign.astype(x.dtype)
+            return (value, sign) if plan.return_sign else value
+        vv = merge.orient(np, v, plan.scale, keep)
+        ps = merge.positive_scale(plan.scale)
+        state = merge.chunk_state(np, vv, axes, ps, exact=False, eps=eps)
+        res = merge.finish(np, vv, state, ps, log=plan.log, exact=False, eps=eps)
+        if keep is not None:
+            res = np.where(keep, res, -np.inf if plan.log else 0.0)
+    res = res.astype(x.dtype)
+    if not plan.axes:
+        res = res[..., 0]
+    return _finish(res, plan.out, plan.result_dtype)
 
 
 def _softmax_family(arr: np.ndarray, plan):
@@ -125,7 +148,7 @@ def _softmax_family(arr: np.ndarray, plan):
     mask_last = None if mask is None else axes_last(mask, axes)
 
     if scale.kind == "hard":
-        result_last = hardmax_last(x_last, mask_last, sign=scale.sign, log=log)
+        result_last = _hard(x_last, mask_last, scale.sign, log)
         return _finish(axes_back(result_last, arr.shape, axes), out, result_dtype)
     if scale.kind == "uniform":
         # Every finite score counts the same; +-inf and NaN keep their roles.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from .._arguments import reduction_axes, unmask
+from .._backends import merge
 from .._plan import operand, operand_mask
 
 __all__ = ["hardmax"]
@@ -84,26 +85,15 @@ def hardmax(x, axis=-1, *, ties="split", where=None):
             axes = (len(shape),)
         if math.prod(a.shape[i] for i in axes) == 0:
             return op.deliver(xp.zeros(shape, dtype=op.work, device=op.device))
-        v = a if k is None else xp.where(k, a, -math.inf)
-        nan = xp.isnan(v)
-        nan_slices = xp.any(nan, axis=axes, keepdims=True)
-        v = xp.where(nan, -math.inf, v)
-        m = xp.max(v, axis=axes, keepdims=True)
-        winners = (v == m) & (m > -math.inf)
-        if k is not None:
-            winners = winners & k
-        w = xp.astype(winners, op.work)
-        if ties == "split":
-            count = xp.sum(w, axis=axes, keepdims=True)
-            result = w / xp.where(count > 0, count, 1.0)
-        else:
+        winners, result, kept_nan = merge.hard_max(xp, a, k, axes, op.work)
+        if ties == "first":
             # The first winner in C order over the reduced axes: a running
             # count along them (laid out last) that is 1 at a winner.
+            w = xp.astype(winners, op.work)
             moved = xp.moveaxis(w, axes, tuple(range(w.ndim - len(axes), w.ndim)))
             flat = xp.reshape(moved, tuple(moved.shape[: w.ndim - len(axes)]) + (-1,))
             first = (xp.cumulative_sum(flat, axis=-1) == 1.0) & (flat == 1.0)
             back = xp.reshape(xp.astype(first, op.work), tuple(moved.shape))
             result = xp.moveaxis(back, tuple(range(w.ndim - len(axes), w.ndim)), axes)
-        kept_nan = nan_slices if k is None else nan_slices & k
-        result = xp.where(kept_nan, math.nan, result)
+            result = xp.where(kept_nan, math.nan, result)
         return op.deliver(xp.reshape(result, shape))
