@@ -346,3 +346,17 @@ def test_small_edges():
     bad = acc.__getstate__() | {"format": 0}
     with pytest.raises(ValueError, match="pickle must have format 1, got 0"):
         sm.stream.OnlineLogSumExp().__setstate__(bad)
+
+
+@pytest.mark.parametrize("block_bytes", [16, 1 << 20])
+def test_files_agree_on_the_edge_rows(tmp_path, block_bytes):
+    src, dst = tmp_path / "x.npy", tmp_path / "y.npy"
+    for arr in (np.array([1.7e308, -1.7e308]), np.array([1e300, np.finfo(float).min, 0.0]),
+                np.float64(3.0), X[:, :4]):
+        np.save(src, arr)
+        for log in (False, True):
+            sm.stream.softmax_file(src, dst, block_bytes=block_bytes, progress=False, log=log)
+            want = (sm.log_softmax if log else sm.softmax)(arr)
+            got = np.load(dst)
+            assert got.shape == np.shape(want)
+            assert _ulps(got, want).max() <= 2, (arr, log, got, want)

@@ -439,7 +439,7 @@ def softmax_file(input_path, output_path, *, axis=-1, log=False, temperature=1.0
     result_dtype = as_float_array(np.empty(0, in_dtype), "input_path's array").dtype
     if output_path.exists() and os.path.samefile(input_path, output_path):
         raise ValueError(f"output_path must differ from input_path, got {str(output_path)!r}")
-    axes = normalize_axis(axis, len(shape))
+    axes = reduction_axes(axis, len(shape))  # a 0-d array: one slice of one element
     if any(b - a != 1 for a, b in zip(axes, axes[1:])):
         raise ValueError(f"axis must be an int, None or adjacent axes for a file, got {axis!r}")
 
