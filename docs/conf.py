@@ -41,9 +41,9 @@ source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
 root_doc = "index"
 
-# MyST: $...$ math, ::: fences, and anchors for ## headings so that pages
+# MyST: ::: fences, and anchors for ## headings so that pages
 # can link to each other's sections.
-myst_enable_extensions = ["dollarmath", "colon_fence", "deflist"]
+myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
 
 # The API reference: one page per public function or class.
@@ -81,7 +81,8 @@ html_theme_options = {
     "footer_end": [],
     "secondary_sidebar_items": ["page-toc"],
 }
-html_sidebars = {"**": ["sidebar-nav-bs"]}
+# No left sidebar: the pages are flat, and the code needs the width.
+html_sidebars = {"**": []}
 html_show_sourcelink = False
 
 
