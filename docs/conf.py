@@ -129,3 +129,25 @@ def _write_api_reference():
 
 
 _write_api_reference()
+
+
+def _add_unlisted_pages(app, docname, source):
+    """Append pages that index.md's toctree does not list yet (e.g. a page
+    another contributor just dropped into docs/), so a new .md page is in the
+    navigation at once instead of failing the -W build as an orphan."""
+    if docname != root_doc:
+        return
+    text = source[0]
+    start = text.index("```{toctree}")
+    end = text.index("```", start + 3)
+    listed = {line.strip() for line in text[start:end].splitlines()}
+    extra = sorted(
+        p.stem for p in HERE.glob("*.md")
+        if p.stem not in listed and p.stem != root_doc
+    )
+    if extra:
+        source[0] = text[:end] + "\n".join(extra) + "\n" + text[end:]
+
+
+def setup(app):
+    app.connect("source-read", _add_unlisted_pages)
