@@ -1,7 +1,7 @@
 """Edge semantics: limits, never a surprise NaN, never a RuntimeWarning.
 
 Expected values are the mathematical limits, written out by hand (see
-the README's "Edge cases" section for the table and what PyTorch, JAX and SciPy do).
+the "Edge cases" section of docs/hardening.md for the table and what PyTorch, JAX and SciPy do).
 """
 
 import math

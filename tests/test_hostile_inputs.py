@@ -1,6 +1,6 @@
 """Hostile inputs: every bad argument gets a clear error, every odd layout a right answer.
 
-The bad-input table of the README's Hardening section is this file. Expected
+The bad-input table of docs/hardening.md is this file. Expected
 values come from scipy.special (or hand-derivable numbers), never from
 softmax itself.
 """
@@ -282,7 +282,7 @@ def test_signaling_nan_with_hard_or_uniform_temperature(dtype, temperature):
 
 
 # --------------------------------------------------------------------------
-# Behaviour fixed by the hardening work (P1-P11 in the README's Hardening section).
+# Behaviour fixed by the hardening work (the odd inputs of docs/hardening.md).
 # --------------------------------------------------------------------------
 
 def test_masked_array_mask_becomes_where():

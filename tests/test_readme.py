@@ -15,5 +15,5 @@ def test_readme_examples_run():
             module_relative=False,
             optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS,
         )
-    assert result.attempted > 20
+    assert result.attempted >= 10
     assert result.failed == 0

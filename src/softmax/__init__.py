@@ -5,7 +5,9 @@ compiled core, plus the rest of its mathematics, calibration, streaming and
 a command line. See the README for the tour.
 """
 
-from . import calibration, stream
+from importlib import metadata as _metadata
+
+from . import calibration, datasets, stream
 from ._math.activations import (
     base_from_temperature,
     log_sigmoid,
@@ -20,7 +22,7 @@ from ._math.hardmax import hardmax
 from ._math.losses import cross_entropy, cross_entropy_grad, entropy
 from ._math.sampling import sample
 
-__version__ = "0.1.0"
+__version__ = _metadata.version("softmax")  # one place: meson.build's project version
 
 __all__ = [
     "__version__",
@@ -29,6 +31,7 @@ __all__ = [
     "config",
     "cross_entropy",
     "cross_entropy_grad",
+    "datasets",
     "entropy",
     "get_num_threads",
     "hardmax",
