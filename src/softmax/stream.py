@@ -327,7 +327,7 @@ def _progress_bar(progress, total: int):
             from tqdm import tqdm
         except ImportError:
             raise ImportError(
-                "softmax_file(progress=True) needs tqdm: pip install 'softmax[progress]'"
+                "softmax_file(progress=True) needs tqdm: pip install tqdm"
             ) from None
     else:
         raise TypeError(f"progress must be None, True or False, got {progress!r}")
