@@ -108,6 +108,11 @@ def _wide_float(x: np.ndarray, plan):
     v = x if plan.axes else x[..., np.newaxis]
     keep = plan.mask if plan.axes or plan.mask is None else plan.mask[..., np.newaxis]
     eps = float(np.finfo(x.dtype).eps)
+    if math.prod(v.shape[i] for i in axes) == 0:  # empty slices: log 0 = -inf, no shares
+        if plan.op != "logsumexp":
+            return _finish(np.empty(x.shape, x.dtype), plan.out, plan.result_dtype)
+        kept = tuple(1 if i in axes else n for i, n in enumerate(v.shape))
+        v, keep = np.full(kept, -np.inf, x.dtype), None
     with merge.quiet():
         if plan.op == "logsumexp":
             v = v if keep is None else np.where(keep, v, -np.inf)
