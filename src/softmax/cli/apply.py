@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -303,7 +304,8 @@ def _apply_blocks(args, temperature) -> None:
         message = str(exc)
         if message.startswith("input_path "):
             # The library names the file and says what is wrong with it.
-            raise InputError(message.removeprefix("input_path ")) from None
+            message = message.removeprefix("input_path ")
+            raise InputError(message.replace(repr(str(Path(args.input))), args.input, 1)) from None
         raise UsageError(f"{message} (INPUT {args.input})") from None
     except OSError as exc:
         name = getattr(exc, "filename", None)
