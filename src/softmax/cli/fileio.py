@@ -159,10 +159,10 @@ def label_column_arg(text: str):
 
 
 def _label_index(spec, header, name) -> int | None:
+    # A whole number is an index (pandas names its columns 0, 1, ... too,
+    # shifted by the index column: an index is what the user counted).
     if spec is None:
         return None
-    if header is not None and spec in header:
-        return header.index(spec)
     try:
         index = int(spec)
     except ValueError:
@@ -171,6 +171,8 @@ def _label_index(spec, header, name) -> int | None:
                 f"--label-column {clip(spec)} names a column, but {name} has no header line; "
                 "give its index (0 is the first column)"
             ) from None
+        if spec in header:
+            return header.index(spec)
         raise UsageError(
             f"--label-column must be a column index or one of the header's names "
             f"({clip(', '.join(header), 200, quote=False)}), got {clip(spec)}"
@@ -247,7 +249,8 @@ def read_table(text: str, name: str, delimiter: str = "auto", label_column=None)
                     else "the value"
                 message = f"{name}, line {lineno}: {where} must be a number, got {clip(fields[bad])}"
                 if column == 0 and label_column is None and len(fields) > 1:
-                    message += " (an id column? keep it as labels with --label-column 0)"
+                    message += (" (an id column, like the index pandas.to_csv writes? "
+                                "keep it as labels with --label-column 0)")
                 raise InputError(message) from None
             if values.size == 0:
                 continue

@@ -90,7 +90,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     output = parser.add_mutually_exclusive_group()
     output.add_argument(
-        "--json", action="store_true", help="print a JSON object instead of the table"
+        "--json", action="store_true",
+        help='print a JSON object instead of the table ("-inf", "inf" and null '
+        "stand for -inf, inf and NaN)",
     )
     output.add_argument(
         "--explain",
