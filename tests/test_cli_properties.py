@@ -318,3 +318,13 @@ def test_installed_command_never_prints_a_traceback(args, data):
     assert r.returncode in (0, 1, 2), err
     assert "Traceback" not in err and "internal error" not in err
     assert (r.returncode == 0) == (err == ""), err
+
+
+@pytest.mark.parametrize("token", ["0\r0=0", "0\x0c0=0", "a\nb=x", "\x1b[31m", "\u2028=1"])
+def test_an_error_is_one_line_whatever_a_label_holds(token):
+    # Found by this file's property test: a label with a line break split
+    # the error message over two lines (and \x1b could drive the terminal).
+    err = io.StringIO()
+    main([token, "--mask", "zebra"], stdout=io.StringIO(), stderr=err)
+    line = [x for x in err.getvalue().split("\n") if ": error: " in x][0]
+    assert line.isprintable()

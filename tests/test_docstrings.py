@@ -12,7 +12,8 @@ import softmax
 
 def _modules():
     names = ["softmax"]
-    for info in pkgutil.iter_modules(softmax.__path__, "softmax."):
+    # Subpackages too (softmax.cli.*): walk_packages descends into them.
+    for info in pkgutil.walk_packages(softmax.__path__, "softmax."):
         if info.name.endswith("__main__"):
             continue
         names.append(info.name)

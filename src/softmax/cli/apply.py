@@ -51,7 +51,7 @@ examples:
   softmax apply logits.npz --key val -o probs.npz --temperature 1.5
   softmax apply scores.csv -o probs.csv --axis 0     columns are distributions
   softmax apply scores.tsv -o - --log                log-probabilities to stdout
-  printf '2 1 0.1\\n0 0 0\\n' | softmax apply        a pipe, one row per line
+  printf '2 1 0.1\\n0 0 0\\n' | softmax apply          a pipe, one row per line
   softmax apply df.csv --label-column 0              keep pandas' index column
   softmax apply logits.npy --json                    JSON for programs
   softmax apply logits.npy -o probs.npy --temperature-file temperature.json

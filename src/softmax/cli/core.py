@@ -176,11 +176,20 @@ def _run(argv, env: Environment) -> ExitStatus:
         raise
 
 
+def _one_line(text: str) -> str:
+    """`text` on one line, whatever a label or a file name holds.
+
+    Control characters (line breaks, form feeds, terminal escapes) are
+    shown escaped, as repr would show them.
+    """
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _report(exc: CLIError, stderr) -> None:
     prog = exc.prog or "softmax"
     if exc.usage:
         stderr.write(exc.usage)
-    stderr.write(f"{prog}: error: {exc}\n")
+    stderr.write(f"{prog}: error: {_one_line(str(exc))}\n")
     if exc.hint:
         stderr.write(f"Try '{prog} --help' for more information.\n")
 
@@ -297,11 +306,12 @@ def main(argv=None, *, stdin=None, stdout=None, stderr=None) -> int:
         stderr.write("softmax: error: out of memory\n")
         return int(ExitStatus.ERROR)
     except OSError as exc:
-        stderr.write(f"softmax: error: {clip(str(exc.strerror or exc), 300)}\n")
+        stderr.write(f"softmax: error: {_one_line(clip(str(exc), 300, quote=False))}\n")
         return int(ExitStatus.ERROR)
     except Exception as exc:  # noqa: BLE001 - the guard: never a traceback
         stderr.write(
-            f"softmax: internal error: {type(exc).__name__}: {clip(str(exc), 300, quote=False)}\n"
+            f"softmax: internal error: {type(exc).__name__}: "
+            f"{_one_line(clip(str(exc), 300, quote=False))}\n"
             "This is a bug in softmax: please report it, with the command line that caused it.\n"
         )
         return int(ExitStatus.ERROR)

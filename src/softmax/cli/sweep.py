@@ -91,7 +91,14 @@ def temperatures(spec: str, steps: int) -> np.ndarray:
             )
         if steps == 1:
             return np.array([lo])
-        return np.geomspace(lo, hi, steps)
+        with np.errstate(over="ignore", invalid="ignore"):
+            temps = np.geomspace(lo, hi, steps)
+        if not np.isfinite(temps).all():
+            # Near the largest double geomspace's own arithmetic overflows: the
+            # same log-spaced points from their logarithms, kept inside [lo, hi].
+            temps = np.clip(np.exp(np.linspace(math.log(lo), math.log(hi), steps)), lo, hi)
+            temps[0], temps[-1] = lo, hi
+        return temps
     values = []
     for part in spec.split(","):
         try:
