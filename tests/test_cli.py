@@ -25,9 +25,12 @@ def run(*args, input=None, env=None):
     )
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("SOFTMAX_CLI_")}
     full_env.update(env or {})
+    # Without input, stdin is /dev/null: the command reads a piped stdin
+    # when no scores are given, and the test runner's own stdin may be a pipe.
     return subprocess.run(
         [str(SOFTMAX), *map(str, args)], input=input, capture_output=True,
         text=True, timeout=120, env=full_env,
+        **({} if input is not None else {"stdin": subprocess.DEVNULL}),
     )
 
 
@@ -202,10 +205,24 @@ def test_json_log_sort_mask_and_nonfinite():
     assert obj["temperature"] == 2.0
     lse = math.log(math.exp(1.5) + math.exp(0.5))
     assert obj["log_probabilities"][:2] == pytest.approx([1.5 - lse, 0.5 - lse], rel=1e-14)
-    assert obj["log_probabilities"][2] is None  # -inf has no JSON spelling
+    # JSON has no -inf: the string "-inf" keeps a masked label apart from NaN (null).
+    assert obj["log_probabilities"][2] == "-inf"
     obj = json.loads(run("a=inf", "b=1", "--json").stdout)
-    assert obj["scores"] == [None, 1.0]
+    assert obj["scores"] == ["inf", 1.0]
     assert obj["probabilities"] == [1.0, 0.0]
+    obj = json.loads(run("a=nan", "b=1", "c=2", "--mask", "c", "--log", "--json").stdout)
+    assert obj["log_probabilities"] == [None, None, "-inf"]  # NaN row; masked -inf
+    assert obj["scores"] == [None, 1.0, 2.0]
+
+
+def test_json_encoding_is_documented():
+    from softmax.cli import main
+
+    assert '"-inf"' in main.__doc__ and "null" in main.__doc__
+    for command in ([], ["apply"], ["sweep"]):
+        out = io.StringIO()
+        assert main([*command, "--help"], stdout=out) == 0
+        assert '"-inf"' in out.getvalue() or '"inf"' in out.getvalue(), command
 
 
 def test_labels_may_be_named_like_commands():
@@ -233,7 +250,7 @@ def test_help_lists_forms_commands_and_examples():
         assert text in out, text
 
 
-@pytest.mark.parametrize("command", ["sweep", "apply"])
+@pytest.mark.parametrize("command", ["sweep", "apply", "calibrate"])
 def test_every_command_has_help_with_examples(command):
     r = run(command, "--help", env={"COLUMNS": "80"})
     assert r.returncode == 0, r.stderr
@@ -291,7 +308,44 @@ def test_usage_errors(args, message):
 def test_typo_of_a_command_names_the_commands():
     r = run("swep", "a=1")
     assert r.returncode == 2
+    assert "did you mean 'sweep'?" in r.stderr
     assert "(commands: sweep, apply" in r.stderr
+    r = run("calibrat", "x.npy", "y.npy")
+    assert "did you mean 'calibrate'?" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["a=1", "b=2", "--temp", "2"], ["a=1", "--prec", "2"], ["sweep", "a=1", "--step", "3"],
+     ["apply", "-", "--temp", "2"], ["calibrate", "z.npy", "y.npy", "--val", "0.5"]],
+)
+def test_option_prefixes_are_refused(args):
+    r = run(*args, input="1 2\n")
+    assert r.returncode == 2, r.stdout
+    assert "unrecognized arguments" in r.stderr
+
+
+def test_scores_from_a_pipe():
+    r = run(input="1 2 3\n")
+    assert r.returncode == 0, r.stderr
+    assert [c[1] for c in table(r.stdout).values()] == ["0.0900", "0.2447", "0.6652"]
+    assert run(input="cat=2,dog=1\n").stdout == run("cat=2", "dog=1").stdout
+    assert run(input="1\n2\n3\n").stdout == r.stdout  # one score per line
+    r = run(input="1 2\n3 4\n")
+    assert r.returncode == 2
+    assert "softmax apply -" in r.stderr
+    r = run(input="")
+    assert r.returncode == 2 and "no scores given" in r.stderr
+
+
+def test_a_huge_bad_token_is_not_echoed_whole():
+    token = "x" * 10_000_000
+    r = run(input=token)
+    assert r.returncode == 2
+    assert len(r.stderr) < 1000 and "10000000 characters" in r.stderr
+    r = run("apply", "-", input="1 " + token + "\n")
+    assert r.returncode == 2
+    assert len(r.stderr) < 1000 and "<stdin>" in r.stderr
 
 
 def test_command_after_options_is_found():
@@ -317,16 +371,45 @@ def test_main_in_process_with_injected_streams():
     out = io.StringIO()
     assert main(["apply", "-"], stdin=io.StringIO("0 0\n"), stdout=out) == 0
     assert out.getvalue() == "0.5 0.5\n"
-    assert [int(s) for s in ExitStatus] == [0, 1, 2, 130]
+    assert [int(s) for s in ExitStatus] == [0, 1, 2, 130, 143]
 
 
-def test_missing_command_module_only_removes_its_command(monkeypatch):
-    from softmax import cli
+def test_one_command_table_of_modules():
+    from softmax.cli import core, scores
 
-    monkeypatch.setattr(cli, "_COMMAND_MODULES", ("_cli_sweep", "_cli_not_written_yet"))
-    out = io.StringIO()
-    assert cli.main(["--help"], stdout=out) == 0
-    assert "sweep" in out.getvalue() and "not_written_yet" not in out.getvalue()
-    out = io.StringIO()
-    assert cli.main(CAT_DOG_RABBIT, stdout=out) == 0
-    assert "0.6590" in out.getvalue()
+    assert list(core.COMMANDS) == ["sweep", "apply", "calibrate"]
+    for module in [scores, *core.COMMANDS.values()]:
+        assert callable(module.add_arguments) and callable(module.run)
+        assert module.DESCRIPTION
+    for module in core.COMMANDS.values():
+        assert "examples:" in module.EPILOG and module.HELP
+
+
+def test_cli_imports_only_the_public_library():
+    # softmax.cli is a client of the library: softmax, softmax.stream,
+    # softmax.calibration, never a private module.
+    import ast
+
+    import softmax.cli
+
+    folder = Path(softmax.cli.__file__).parent
+    for path in sorted(folder.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                if node.level == 0:
+                    assert module in ("softmax", "softmax.stream", "softmax.calibration") or \
+                        not module.startswith("softmax"), (path.name, module)
+                    names = [a.name for a in node.names]
+                    assert not any(n.startswith("_") and n != "__version__" for n in names), \
+                        (path.name, names)
+                else:
+                    assert node.level == 1, (path.name, module)  # only softmax.cli's own
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    assert alias.name in ("softmax",) or not alias.name.startswith("softmax"), \
+                        (path.name, alias.name)
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                if node.value.id in ("lib", "cal", "softmax"):
+                    assert not node.attr.startswith("_"), (path.name, node.attr)

@@ -379,3 +379,126 @@ def test_reader_leaving_early_is_not_an_error_message():
     assert first.split()[0].startswith(b"0.09")
     assert err == b""
     assert proc.returncode == 1
+
+
+# text tables through the csv module (issue 15, section 5) and small things (issue 13)
+
+def test_classic_mac_line_endings_from_stdin_and_from_a_file(tmp_path):
+    data = "1 2\r3 4\r"
+    (tmp_path / "mac.txt").write_bytes(data.encode())
+    from_pipe = run("apply", "-", input=data)
+    from_file = run("apply", tmp_path / "mac.txt")
+    assert from_pipe.returncode == from_file.returncode == 0, from_pipe.stderr
+    assert from_pipe.stdout == from_file.stdout
+    got = np.array(parse_lines(from_pipe.stdout))
+    assert got.shape == (2, 2)  # two rows, not one distribution of four
+    np.testing.assert_allclose(got, scipy_special.softmax([[1, 2], [3, 4]], axis=-1), rtol=1e-15)
+    for ending in ("\n", "\r\n"):
+        assert run("apply", "-", input=data.replace("\r", ending)).stdout == from_pipe.stdout
+
+
+def test_quoted_fields_and_sniffed_delimiters(tmp_path):
+    # A quoted label with a comma inside stays one field.
+    r = run("apply", "-", "--label-column", "0", input='"a, b",1.0,2.0\nc,0,0\n')
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith('"a, b",') and lines[1].startswith("c,")
+    np.testing.assert_allclose(parse_lines(lines[0].split('",', 1)[1], ",")[0],
+                               scipy_special.softmax([1.0, 2.0]), rtol=1e-15)
+    expected = scipy_special.softmax([[1.0, 2.0, 3.0], [0.0, 0.0, 1.0]], axis=-1)
+    for sep in (",", "\t", " ", "   ", ", "):
+        text = "\n".join(sep.join(map(str, row)) for row in [[1, 2, 3], [0, 0, 1]]) + "\n"
+        r = run("apply", "-", "--json", input=text)
+        assert r.returncode == 0, (sep, r.stderr)
+        np.testing.assert_allclose(json.loads(r.stdout)["probabilities"], expected, rtol=1e-15)
+        # The same bytes from a .txt file give the same answer.
+        (tmp_path / "t.txt").write_text(text)
+        assert run("apply", tmp_path / "t.txt", "--json").stdout == r.stdout
+
+
+def test_label_column_keeps_the_pandas_index(tmp_path):
+    # What pandas.DataFrame({"cat": [2.0, 0.0], "dog": [1.0, 0.0]},
+    # index=["img1", "img2"]).to_csv() writes: the index has an empty header.
+    (tmp_path / "df.csv").write_text(",cat,dog\nimg1,2.0,1.0\nimg2,0.0,0.0\n")
+    # Without --label-column the index would join every distribution: refused.
+    r = run("apply", tmp_path / "df.csv")
+    assert r.returncode == 2 and "--label-column 0" in r.stderr and "pandas" in r.stderr
+    r = run("apply", tmp_path / "df.csv", "--label-column", "0", "-o", tmp_path / "p.csv")
+    assert r.returncode == 0, r.stderr
+    lines = (tmp_path / "p.csv").read_text().splitlines()
+    assert lines[0] == ",cat,dog"
+    assert [line.split(",")[0] for line in lines[1:]] == ["img1", "img2"]
+    got = np.array([[float(v) for v in line.split(",")[1:]] for line in lines[1:]])
+    np.testing.assert_allclose(got, scipy_special.softmax([[2.0, 1.0], [0.0, 0.0]], axis=1),
+                               rtol=1e-15)
+    # pandas' default: a numeric index and numeric column names.
+    (tmp_path / "n.csv").write_text(",0,1\n0,1.0,2.0\n1,3.0,3.0\n")
+    r = run("apply", tmp_path / "n.csv", "--label-column", "0", "--json")
+    assert r.returncode == 0, r.stderr
+    obj = json.loads(r.stdout)
+    assert obj["labels"] == ["0", "1"]
+    np.testing.assert_allclose(obj["probabilities"], [scipy_special.softmax([1.0, 2.0]),
+                                                      [0.5, 0.5]], rtol=1e-15)
+    (tmp_path / "id.csv").write_text("id,a,b\nx,1,2\n")
+    r = run("apply", tmp_path / "id.csv", "--label-column", "id")
+    assert r.returncode == 0 and r.stdout.splitlines()[0] == "id,a,b"
+    assert r.stdout.splitlines()[1].startswith("x,")
+    r = run("apply", tmp_path / "id.csv", "--label-column", "nope")
+    assert r.returncode == 2 and "--label-column must be a column index or one of" in r.stderr
+    # 'none': read that first column as numbers, on purpose.
+    (tmp_path / "ab.csv").write_text(",a,b\n0,1.0,2.0\n1,3.0,3.0\n")
+    r = run("apply", tmp_path / "ab.csv", "--label-column", "none", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["shape"] == [2, 3]
+    # A pandas round trip, where pandas is installed.
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"cat": [2.0, 0.0], "dog": [1.0, 0.0]}, index=["img1", "img2"])
+    df.to_csv(tmp_path / "pd.csv")
+    assert run("apply", tmp_path / "pd.csv", "--label-column", "0", "-o",
+               tmp_path / "pp.csv").returncode == 0
+    out = pd.read_csv(tmp_path / "pp.csv", index_col=0)
+    assert list(out.index) == ["img1", "img2"]
+    np.testing.assert_allclose(out.to_numpy(), got, rtol=1e-15)
+
+
+def test_apply_reads_a_piped_stdin_without_input():
+    r = run("apply", input="0 0\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "0.5 0.5\n"
+    # With stdin a terminal there is nothing to read: say what to give.
+    import io
+
+    from softmax.cli import main
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    err = io.StringIO()
+    assert main(["apply"], stdin=Terminal(), stdout=io.StringIO(), stderr=err) == 2
+    assert "INPUT is required" in err.getvalue()
+
+
+def test_apply_json(tmp_path):
+    r = run("apply", "-", "--json", "--log", input="0 -inf nan\n1 1 1\n")
+    assert r.returncode == 0, r.stderr
+    obj = json.loads(r.stdout)
+    assert obj["shape"] == [2, 3] and obj["axis"] == -1
+    assert obj["log_probabilities"][0] == [None, None, None]  # a NaN row is NaN
+    np.testing.assert_allclose(obj["log_probabilities"][1], [-np.log(3)] * 3, rtol=1e-15)
+    r = run("apply", "-", "--json", "--log", input="0 -inf\n")
+    assert json.loads(r.stdout)["log_probabilities"] == [[0.0, "-inf"]]
+    # Ragged rows, and a .json OUTPUT file written whole.
+    r = run("apply", "-", "-o", tmp_path / "p.json", input="0 0\n0 0 0 0\n")
+    assert r.returncode == 0, r.stderr
+    obj = json.loads((tmp_path / "p.json").read_text())
+    assert obj["shape"] is None and obj["probabilities"] == [[0.5, 0.5], [0.25] * 4]
+    r = run("apply", "-", "--json", "-o", tmp_path / "p.npy", input="1\n")
+    assert r.returncode == 2 and "--json writes JSON" in r.stderr
+
+
+def test_binary_garbage_on_stdin():
+    r = subprocess.run([str(SOFTMAX), "apply", "-"], input=b"\x89PNG\r\n\x1a\n\x00\xff",
+                       capture_output=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.decode() == ("softmax apply: error: <stdin> is not UTF-8 text "
+                                 "(byte 0x89 at offset 0)\n")

@@ -1,8 +1,7 @@
-"""`softmax calibrate`: in process through register/run, and as a real command."""
+"""`softmax calibrate`: in process through `softmax.cli.main`, and as a real command."""
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import math
@@ -16,18 +15,14 @@ import pytest
 scipy_special = pytest.importorskip("scipy.special")
 scipy_optimize = pytest.importorskip("scipy.optimize")
 
-from softmax import _cli_calibrate  # noqa: E402
 from softmax.calibration import TemperatureScaling  # noqa: E402
+from softmax.cli import main  # noqa: E402
 
 
 def call(argv):
-    """A tiny driver: a parser with subparsers, our register, our run."""
-    parser = argparse.ArgumentParser(prog="softmax")
-    sub = parser.add_subparsers(dest="command")
-    _cli_calibrate.register(sub)
-    args = parser.parse_args(["calibrate", *map(str, argv)])
+    """``softmax calibrate ARGV`` in-process: (status, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
-    status = args.func(args, out, err)
+    status = main(["calibrate", *map(str, argv)], stdin=io.StringIO(), stdout=out, stderr=err)
     return status, out.getvalue(), err.getvalue()
 
 
@@ -69,10 +64,12 @@ def test_table_and_temperature(files):
 
 def test_json_test_split_and_save(files):
     d, z, y = files
-    status, out, _ = call([d / "z.npy", d / "y.npy", "--test", d / "zt.npy", d / "yt.npy",
-                           "--json", "--save", d / "t.json", "--bins", 10, "--strategy", "quantile"])
+    status, out, err = call([d / "z.npy", d / "y.npy", "--test", d / "zt.npy", d / "yt.npy",
+                             "--json", "--save", d / "t.json", "--bins", 10, "--strategy",
+                             "quantile"])
     assert status == 0
-    res = json.loads(out)
+    res = json.loads(out)  # stdout holds the JSON alone
+    assert err == f"temperature saved to {d / 't.json'}\n"  # the report goes to stderr
     assert res["temperature"] == pytest.approx(scipy_temperature(z, y), rel=1e-5)
     assert res["evaluated_on"]["n_samples"] == 300 and not res["evaluated_on"]["in_sample"]
     assert res["bins"] == 10 and res["strategy"] == "quantile"
@@ -102,8 +99,8 @@ def test_plot(files):
     import matplotlib.image as mpimg
 
     d, _, _ = files
-    status, out, _ = call([d / "z.npy", d / "y.npy", "--plot", d / "rd.png"])
-    assert status == 0 and "rd.png" in out
+    status, out, err = call([d / "z.npy", d / "y.npy", "--plot", d / "rd.png"])
+    assert status == 0 and "rd.png" in err and "rd.png" not in out
     img = mpimg.imread(d / "rd.png")
     assert img.shape[0] > 300 and img.shape[1] > 600 and img[..., :3].std() > 0.05
 
@@ -118,7 +115,7 @@ def test_plot(files):
         (lambda d: [d / "z.txt", d / "y.npy"], r"z.txt: unsupported file type '.txt'"),
         (lambda d: [d / "both.npz", d / "y.npy", "--key", "nope"], r"both.npz: no array named 'nope'"),
         (lambda d: [d / "y.npy", d / "y.npy"], r"y.npy: logits must be a 2-D numeric array"),
-        (lambda d: [d / "garbage.csv", d / "y.npy"], r"garbage.csv: not a comma-separated table"),
+        (lambda d: [d / "garbage.csv", d / "y.npy"], r"garbage.csv, line 2: field 1 must be a number, got .x."),
         (lambda d: [d / "z.npy", d / "y.npy", "--test", d / "z3.npy", d / "y3.npy"], r"z3.npy: 3 classes, but .*z.npy has 4"),
     ],
 )
@@ -145,25 +142,43 @@ def test_bad_input_files_exit_2(files, make, match):
 def test_unwritable_output_exits_1(files):
     d, _, _ = files
     status, _, err = call([d / "z.npy", d / "y.npy", "--save", d / "no" / "dir" / "t.json"])
-    assert status == 1 and "t.json: cannot write the temperature" in err
+    assert status == 1 and "cannot write the temperature to" in err and "t.json" in err
+    assert not (d / "no").exists()
 
 
 def test_help_has_examples():
-    parser = argparse.ArgumentParser(prog="softmax")
-    sub = parser.add_subparsers()
-    p = _cli_calibrate.register(sub)
-    text = p.format_help()
+    out = io.StringIO()
+    assert main(["calibrate", "--help"], stdout=out) == 0
+    text = out.getvalue()
     assert "examples:" in text and "--val-fraction" in text and "--test" in text
-    assert p.get_default("func") is _cli_calibrate.run
+    assert "--input probs" in text
 
 
-def _main_dispatches_calibrate() -> bool:
-    from softmax import cli
+def test_seed_must_be_nonnegative_and_is_named(files):
+    d, _, _ = files
+    status, _, err = call([d / "z.npy", d / "y.npy", "--val-fraction", 0.5, "--seed", -1])
+    assert status == 2 and "--seed" in err and "must be >= 0, got -1" in err
 
-    return "_cli_calibrate" in getattr(cli, "_COMMAND_MODULES", ())
+
+def test_probabilities_are_not_read_as_logits(files):
+    # issue 13: probabilities passed as logits gave a confident, wrong T.
+    d, z, y = files
+    p = scipy_special.softmax(z.astype(np.float64), axis=1)
+    np.save(d / "p.npy", p)
+    status, out, err = call([d / "p.npy", d / "y.npy"])
+    assert status == 2 and "--input probs" in err and out == ""
+    status, out, err = call([d / "p.npy", d / "y.npy", "--input", "probs", "--json"])
+    assert status == 0, err
+    res = json.loads(out)
+    # log p are logits of the same model: the same T as from the logits.
+    assert res["temperature"] == pytest.approx(scipy_temperature(z, y), rel=1e-5)
+    lp = np.log(p)
+    assert res["before"]["nll"] == pytest.approx(-lp[np.arange(600), y].mean(), rel=1e-9)
+    # The reverse: logits given as probabilities.
+    status, _, err = call([d / "z.npy", d / "y.npy", "--input", "probs"])
+    assert status == 2 and "--input probs needs rows in [0, 1]" in err
 
 
-@pytest.mark.skipif(not _main_dispatches_calibrate(), reason="softmax.cli does not list calibrate yet")
 def test_subprocess(files):
     d, z, y = files
     run = subprocess.run([sys.executable, "-m", "softmax", "calibrate", str(d / "z.npy"),

@@ -63,7 +63,7 @@ def test_json():
     r = run("sweep", "2", "1", "0.1", "--temperatures", "0,0.5,inf", "--json")
     obj = json.loads(r.stdout)
     assert obj["labels"] == ["1", "2", "3"]
-    assert obj["temperatures"] == [0.0, 0.5, None]
+    assert obj["temperatures"] == [0.0, 0.5, "inf"]  # JSON has no inf
     assert obj["probabilities"][0] == [1.0, 0.0, 0.0]
     assert obj["probabilities"][1] == pytest.approx(softmax_ref(Z, 0.5), rel=1e-14)
     assert obj["probabilities"][2] == pytest.approx([1 / 3] * 3, rel=1e-15)
@@ -90,7 +90,7 @@ def test_plot_without_matplotlib_says_which_extra(tmp_path):
     r = run("sweep", "a=1", "b=2", "--plot", tmp_path / "s.png",
             env={"PYTHONPATH": str(tmp_path / "fake")})
     assert r.returncode == 1
-    assert "pip install 'softmax[plot]'" in r.stderr
+    assert "pip install matplotlib" in r.stderr
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "s.png").exists()
 
@@ -118,3 +118,74 @@ def test_sweep_errors(args, message):
     assert r.returncode == 2
     assert message in r.stderr
     assert "Try 'softmax sweep --help'" in r.stderr
+
+
+@pytest.mark.parametrize("suffix, magic", [(".svg", b"<?xml"), (".pdf", b"%PDF"),
+                                           (".png", b"\x89PNG")])
+def test_plot_format_follows_the_suffix(tmp_path, suffix, magic):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / f"s{suffix}"
+    r = run("sweep", "a=1", "b=2", "--plot", path)
+    assert r.returncode == 0, r.stderr
+    assert path.read_bytes().startswith(magic)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no temporary left
+
+
+def test_plot_with_an_unknown_suffix_is_a_usage_error(tmp_path):
+    r = run("sweep", "a=1", "b=2", "--plot", tmp_path / "s.gif")
+    assert r.returncode == 2
+    assert "--plot must end in .png, .svg, .pdf" in r.stderr
+    assert not (tmp_path / "s.gif").exists()
+
+
+def test_a_million_steps_in_one_library_call():
+    # issue 15: one Python call per temperature took minutes for 1,000,000 steps.
+    import io
+
+    import numpy as np
+
+    import softmax
+    from softmax.cli import main, sweep
+
+    calls = []
+    real = softmax.softmax
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    z = np.array([2.0, 1.0, 0.1])
+    temps = sweep.temperatures("0.1:10", 1_000_000)
+    mp = pytest.MonkeyPatch()
+    mp.setattr(softmax, "softmax", counting)
+    try:
+        p = sweep.sweep(z, temps)
+    finally:
+        mp.undo()
+    assert len(calls) == 1 and p.shape == (1_000_000, 3)
+    for i in (0, 1, 123_456, 999_999):
+        assert p[i] == pytest.approx(softmax_ref(Z, temps[i]), rel=1e-13)
+    out = io.StringIO()
+    assert main(["sweep", *map(str, Z), "--steps", "1000000", "--json"], stdout=out) == 0
+    assert len(json.loads(out.getvalue())["probabilities"]) == 1_000_000
+
+
+def test_sweep_of_extreme_scores_and_temperatures():
+    import numpy as np
+
+    from softmax import softmax
+    from softmax.cli import sweep
+
+    z = np.array([1e308, -1e308, 0.0, 1e308 * 0.999])
+    temps = np.array([0.0, 1e-300, 1e-3, 1.0, 1e300, np.inf])
+    got = sweep.sweep(z, temps)
+    for t, row in zip(temps, got):
+        np.testing.assert_allclose(row, softmax(z, temperature=float(t)), rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize("steps", ["1000001", "9" * 400])
+def test_steps_are_bounded(steps):
+    r = run("sweep", "a=1", "b=2", "--steps", steps)
+    assert r.returncode == 2
+    assert "--steps must be at most 1,000,000" in r.stderr
+    assert len(r.stderr) < 500

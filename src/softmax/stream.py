@@ -12,9 +12,13 @@ on any number of machines.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import secrets
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -375,6 +379,14 @@ def softmax_file(input_path, output_path, *, axis=-1, log=False, temperature=1.0
     pass accumulates the ``(max, sum)`` state of every slice, block by
     block, the second writes ``exp(x - max) / sum``.
 
+    The result is written to a hidden temporary file beside `output_path`
+    and renamed into place only when it is complete: after an error, an
+    exception or Ctrl-C no output file is left (an existing one is kept as
+    it was), and no temporary file either. SIGTERM does the same when it
+    still has its default action (the process then ends by SIGTERM as
+    usual). A truncated input is refused before anything is written, with
+    an error that names the file.
+
     Parameters
     ----------
     input_path : str or os.PathLike
@@ -430,7 +442,12 @@ def softmax_file(input_path, output_path, *, axis=-1, log=False, temperature=1.0
     if progress not in (None, True, False):
         raise TypeError(f"progress must be None, True or False, got {progress!r}")
     scale = parse_scale(temperature, base)
-    src = np.load(input_path, mmap_mode="r")
+    try:
+        src = np.load(input_path, mmap_mode="r")
+    except (ValueError, EOFError) as exc:
+        # NumPy's own words ("mmap length is greater than file size", "EOF:
+        # reading array header") name neither the file nor what is wrong.
+        raise ValueError(_npy_problem(input_path, exc)) from None
     if not isinstance(src, np.memmap):
         raise ValueError(f"input_path must be a .npy file, got {str(input_path)!r}")
     shape, in_dtype, offset = src.shape, src.dtype, src.offset
@@ -443,11 +460,24 @@ def softmax_file(input_path, output_path, *, axis=-1, log=False, temperature=1.0
     if any(b - a != 1 for a, b in zip(axes, axes[1:])):
         raise ValueError(f"axis must be an int, None or adjacent axes for a file, got {axis!r}")
 
-    out = np.lib.format.open_memmap(output_path, mode="w+", dtype=result_dtype,
-                                    shape=shape, fortran_order=fortran)
-    out_offset = out.offset
-    del out
+    # The result goes to a temporary file beside the target and is renamed
+    # into place only when complete: an interrupted or failed run leaves
+    # no output file (a full-size .npy of zeros would load without
+    # complaint) and an existing output untouched.
+    with _sigterm_raises(), _replaced_on_success(output_path) as tmp_path:
+        out = np.lib.format.open_memmap(tmp_path, mode="w+", dtype=result_dtype,
+                                        shape=shape, fortran_order=fortran)
+        out_offset = out.offset
+        del out
+        _write_result(input_path, tmp_path, shape, axes, fortran, in_dtype, offset,
+                      result_dtype, out_offset, block_bytes, scale, log=log,
+                      temperature=temperature, base=base, progress=progress)
+    return output_path
 
+
+def _write_result(input_path, tmp_path, shape, axes, fortran, in_dtype, offset, result_dtype,
+                  out_offset, block_bytes, scale, *, log, temperature, base, progress):
+    """Fill the output file (already created with its header) block by block."""
     # A Fortran-order file is the C-order file of the transposed array.
     c_shape = shape[::-1] if fortran else shape
     c_axes = tuple(sorted(len(shape) - 1 - a for a in axes)) if fortran else axes
@@ -459,14 +489,14 @@ def softmax_file(input_path, output_path, *, axis=-1, log=False, temperature=1.0
         n_inner = math.prod(c_shape[c_axes[-1] + 1:])
     total = n_outer * n_red * n_inner
     if total == 0:
-        return output_path
+        return
 
     one_pass_budget = max(1, block_bytes // _BYTES_ONE_PASS)
     two_pass = n_red * n_inner > one_pass_budget
     passes = 2 if two_pass else 1
     bar = _progress_bar(progress, passes * total * in_dtype.itemsize)
     reader = _Blocks(input_path, in_dtype, offset, bar)
-    writer = _Blocks(output_path, result_dtype, out_offset, None)
+    writer = _Blocks(tmp_path, result_dtype, out_offset, None)
     try:
         if not two_pass:
             # Checked once above; each block runs the NumPy backend with this plan.
@@ -479,7 +509,102 @@ def softmax_file(input_path, output_path, *, axis=-1, log=False, temperature=1.0
     finally:
         if bar is not None:
             bar.close()
-    return output_path
+
+
+def _npy_problem(path, exc) -> str:
+    """Why a .npy file cannot be mapped, naming the file: truncated, or not .npy."""
+    name = str(path)
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read_header is None:
+                raise ValueError(f"unsupported .npy version {version}")
+            shape, _, dtype = read_header(f)
+            data_start = f.tell()
+        size = os.path.getsize(path)
+    except OSError as err:
+        return f"input_path {name!r} cannot be read: {err.strerror or err}"
+    except (ValueError, EOFError):
+        if os.path.exists(path) and os.path.getsize(path) < 128:
+            return f"input_path {name!r} is not a complete .npy file (its header is cut short)"
+        return f"input_path {name!r} is not a .npy file that can be mapped ({exc})"
+    expected = data_start + math.prod(shape) * dtype.itemsize
+    if size < expected:
+        return (f"input_path {name!r} is truncated: its header promises shape {shape} of "
+                f"{dtype}, {expected} bytes, but the file has {size} bytes")
+    return f"input_path {name!r} is not a .npy file that can be mapped ({exc})"
+
+
+def _temporary_beside(path: Path) -> Path:
+    """Create an empty, hidden file next to `path` and return its name.
+
+    Opened with O_EXCL and mode 0o666 (the umask applies), so the renamed
+    result has the permissions any new file would get; tempfile's 0o600
+    would make the output private.
+    """
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise FileExistsError(f"cannot create a temporary file beside {str(path)!r}")
+
+
+@contextlib.contextmanager
+def _replaced_on_success(path: Path):
+    """Yield a temporary path beside `path`; rename it to `path` only on success.
+
+    On any exception (KeyboardInterrupt and SystemExit included) the
+    temporary file is removed and the exception propagates.
+    """
+    tmp = _temporary_beside(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised so that cleanup runs; re-delivered afterwards."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """While writing, let SIGTERM unwind the stack before the process dies.
+
+    Only when SIGTERM still has its default action (which kills the process
+    without running ``finally`` blocks) and only in the main thread (the
+    only one that may set handlers). After cleanup the signal is re-sent
+    with the default action restored, so the process ends exactly as it
+    would have, minus the half-written file. A program that installed its
+    own SIGTERM handler (the ``softmax`` command does) is left alone.
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        yield
+        return
+
+    def handler(signum, frame):
+        raise _Terminated()
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    except _Terminated:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise  # not reached on POSIX: the default action ends the process
+    finally:
+        if signal.getsignal(signal.SIGTERM) is handler:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _one_pass(reader, writer, dims, budget, plan):

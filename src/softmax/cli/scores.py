@@ -1,25 +1,42 @@
-"""``softmax cat=2.0 dog=1.0 rabbit=0.1``: scores in, a table of shares out."""
+"""``softmax cat=2.0 dog=1.0 rabbit=0.1``: scores in, a table of shares out.
+
+The default command (no command name). Scores come from the command line
+or, when none are given and stdin is not a terminal, from stdin
+(``echo 2 1 0.1 | softmax``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import math
+import re
 
 import numpy as np
 
-from ._functions import log_softmax, softmax
-from ._cli_args import (
+import softmax as lib
+
+from .args import (
     check_scale,
     dump_json,
     float_arg,
     fmt_number,
     include_mask,
+    json_numbers,
     parse_scores,
     precision_arg,
 )
-from ._cli_exit import UsageError
+from .fileio import read_text
+from .status import ExitStatus, UsageError
 
-__all__ = ["add_arguments", "render_table", "run"]
+__all__ = ["DESCRIPTION", "add_arguments", "render_table", "run"]
+
+DESCRIPTION = (
+    "Turn scores (logits) into probabilities with softmax: every share lies\n"
+    "between 0 and 1 and the shares add up to 1.\n\n"
+    "    softmax(z)_i = e^(z_i) / sum_j e^(z_j)\n\n"
+    "Without scores, and with stdin not a terminal, the scores are read from\n"
+    "stdin (one distribution: blanks, commas or one score per line).\n"
+)
 
 LINE_WIDTH = 79
 _EIGHTHS = " ▏▎▍▌▋▊▉"
@@ -73,7 +90,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     output = parser.add_mutually_exclusive_group()
     output.add_argument(
-        "--json", action="store_true", help="print a JSON object instead of the table"
+        "--json", action="store_true",
+        help='print a JSON object instead of the table ("-inf", "inf" and null '
+        "stand for -inf, inf and NaN)",
     )
     output.add_argument(
         "--explain",
@@ -82,14 +101,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args, stdout, stderr) -> int:
-    scores = parse_scores(args.scores, commands=getattr(args, "commands", ()))
+def _stdin_tokens(env) -> list[str]:
+    """The scores piped in: one distribution, separated by blanks, commas or lines."""
+    text = read_text(env.stdin, "<stdin>")
+    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    rows = [[t for t in re.split(r"[\s,]+", line.strip()) if t] for line in lines]
+    if len(rows) > 1 and any(len(row) > 1 for row in rows):
+        raise UsageError(
+            f"stdin holds {len(rows)} lines of scores; softmax reads one distribution "
+            "(softmax apply - reads one per line)"
+        )
+    return [token for row in rows for token in row]
+
+
+def run(args, env) -> ExitStatus:
+    """The scores table (or JSON, or ``--explain``) for ``args.scores``."""
+    tokens, source = args.scores, ""
+    if not tokens and not env.stdin_isatty:
+        tokens, source = _stdin_tokens(env), " on stdin"
+    scores = parse_scores(tokens, commands=args.commands if not source else (), source=source)
     temperature = 0.0 if args.hardmax else args.temperature
-    check_scale(temperature, args.base)
+    check_scale(temperature, args.base,
+                temperature_option="--hardmax" if args.hardmax else "--temperature")
     where = include_mask(args.mask, scores.labels)
+    stdout = env.stdout
 
     if args.explain:
-        from ._cli_explain import explain
+        from .explain import explain
 
         if args.hardmax or temperature == 0 or math.isinf(temperature):
             raise UsageError(
@@ -100,46 +138,44 @@ def run(args, stdout, stderr) -> int:
                if not math.isfinite(v)]
         if bad:
             raise UsageError(
-                f"--explain needs finite scores, got {', '.join(bad)} "
+                f"--explain needs finite scores, got {', '.join(bad[:5])}"
+                f"{' ...' if len(bad) > 5 else ''} "
                 "(without --explain the table shows how inf and nan are handled)"
             )
         if where is not None and not where.any():
             raise UsageError("--explain needs at least one label that is not masked")
         stdout.write(explain(scores, temperature=temperature, base=args.base,
                              where=where, digits=args.precision, log=args.log))
-        return 0
+        return ExitStatus.SUCCESS
 
-    p = softmax(scores.values, temperature=temperature, base=args.base, where=where)
-    logp = log_softmax(scores.values, temperature=temperature, base=args.base, where=where)
+    p = lib.softmax(scores.values, temperature=temperature, base=args.base, where=where)
+    logp = lib.log_softmax(scores.values, temperature=temperature, base=args.base, where=where)
     order = np.argsort(-p, kind="stable") if args.sort else np.arange(len(p))
     if args.json:
         stdout.write(_json(scores, p, logp, where, order, temperature, args) + "\n")
-        return 0
+        return ExitStatus.SUCCESS
     unicode = _can_draw_blocks(stdout)
     for line in render_table(scores, p, logp, where, order, digits=args.precision,
                              log=args.log, unicode=unicode):
         stdout.write(line + "\n")
-    return 0
-
-
-def _finite_or_none(values) -> list:
-    # JSON has no inf or NaN: null stands for them (scores as typed are in "scores").
-    return [float(v) if math.isfinite(v) else None for v in values]
+    return ExitStatus.SUCCESS
 
 
 def _json(scores, p, logp, where, order, temperature, args) -> str:
+    # JSON has no inf or NaN: "inf", "-inf" and null stand for them, so a
+    # masked label's log-probability ("-inf") stays apart from NaN (null).
     labels = [scores.labels[i] for i in order]
     obj = {
         "labels": labels,
-        "scores": _finite_or_none(scores.values[order]),
-        "temperature": temperature if math.isfinite(temperature) else None,
-        "base": args.base,
+        "scores": json_numbers(scores.values[order]),
+        "temperature": json_numbers(temperature),
+        "base": args.base if args.base is None else json_numbers(args.base),
         "masked": [] if where is None else [scores.labels[i] for i in order if not where[i]],
     }
     if args.log:
-        obj["log_probabilities"] = _finite_or_none(logp[order])
+        obj["log_probabilities"] = json_numbers(logp[order])
     else:
-        obj["probabilities"] = _finite_or_none(p[order])
+        obj["probabilities"] = json_numbers(p[order])
     return dump_json(obj)
 
 

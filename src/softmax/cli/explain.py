@@ -7,6 +7,11 @@ temperature; the two-class sigmoid; and the caution about calibration.
 Every number printed is computed here, from the scores given, with the
 library (softmax, log_softmax, logsumexp) or with NumPy for the naive
 formulas the article contrasts it with. Plain text, at most 80 columns.
+
+Any finite scores are explained, 1e308 and -1e308 included: the steps work
+with the max-shifted scores (every exponent <= 0, so nothing overflows),
+the sigmoid in the form that cannot overflow, and where the naive formula
+overflows or underflows the text says so instead of printing a NaN.
 """
 
 from __future__ import annotations
@@ -17,12 +22,17 @@ import textwrap
 
 import numpy as np
 
-from ._functions import log_softmax, logsumexp, softmax
-from ._cli_args import fmt_number, fmt_short
+import softmax as lib
+
+from .args import fmt_number, fmt_short
 
 __all__ = ["explain"]
 
+log_softmax, logsumexp, softmax = lib.log_softmax, lib.logsumexp, lib.softmax
+
 WIDTH = 78
+#: e^x overflows a double above this x (ln of the largest double, 709.78).
+EXP_OVERFLOW = math.log(sys.float_info.max)
 #: Temperatures of the temperature table, besides the limits 0 and inf.
 TEMPERATURES = (0.1, 0.5, 1.0, 2.0, 10.0)
 #: Bases of the base/temperature table, besides a base given by the user.
@@ -57,12 +67,55 @@ def _join(values, fmt) -> str:
     return ", ".join(fmt(float(v)) for v in values)
 
 
+def _exp_text(x: float, num) -> str:
+    """e^x as a number, or as a power of e where a double cannot hold it."""
+    if x > EXP_OVERFLOW:
+        return f"e^{num(x)} (too large for a double)"
+    return num(math.exp(x))
+
+
+def _shifted(z, c):
+    """(z - z*) * c with z* the score of the largest z * c: every value <= 0.
+
+    The max-shifted scores without forming z * c, which can overflow (a
+    tiny temperature, or scores near 1e308); a difference too large for a
+    double becomes -inf, whose weight e^-inf = 0 is the right limit.
+    """
+    ref = float(np.max(z)) if c > 0 else float(np.min(z))
+    d = (z - ref) * c
+    d[np.isnan(d)] = 0.0  # inf * 0: a scale that underflowed to 0 (uniform)
+    return d
+
+
 def explain(scores, *, temperature=1.0, base=None, where=None, digits=4, log=False) -> str:
     """The explanation as one string (ends with a newline).
 
-    `scores` is a ``_cli_args.Scores``; masked labels (``where`` False) are
-    set aside. The caller guarantees finite scores and a finite T > 0.
+    Parameters
+    ----------
+    scores : softmax.cli.args.Scores
+        The scores; masked labels (``where`` False) are set aside.
+    temperature : float
+        Finite and > 0 (the caller checks).
+    base : float or None
+        The base of the exponential, as for `softmax.softmax`.
+    where : numpy.ndarray of bool or None
+        False for the labels left out by ``--mask``.
+    digits : int
+        Decimals of the probabilities.
+    log : bool
+        Also show log-probabilities.
+
+    Returns
+    -------
+    str
+        Plain text, at most 80 columns.
     """
+    with np.errstate(all="ignore"):
+        return _explain(scores, temperature=temperature, base=base, where=where,
+                        digits=digits, log=log)
+
+
+def _explain(scores, *, temperature, base, where, digits, log) -> str:
     keep = np.ones(len(scores.labels), bool) if where is None else np.asarray(where)
     labels = [lab for lab, k in zip(scores.labels, keep) if k]
     texts = [t for t, k in zip(scores.texts, keep) if k]
@@ -98,11 +151,13 @@ def explain(scores, *, temperature=1.0, base=None, where=None, digits=4, log=Fal
         add(_para(f"Left out by --mask (probability 0, not part of any sum below): "
                   f"{', '.join(left_out)}."))
 
-    # The scores softmax actually exponentiates.
+    # The scores softmax actually exponentiates: y = z * c.
+    ln_a = 1.0 if base is None else math.log(base)
+    c = ln_a / temperature
     scaled = not (temperature == 1 and base is None)
+    y = z * c
+    shifted = _shifted(z, c)
     if scaled:
-        ln_a = 1.0 if base is None else math.log(base)
-        y = z * (ln_a / temperature)
         how = []
         if base is not None:
             how.append(f"base {num(base)} multiplies them by ln {num(base)} = {num(ln_a)}")
@@ -113,41 +168,50 @@ def explain(scores, *, temperature=1.0, base=None, where=None, digits=4, log=Fal
                   f"y = {_join(y, num)}. The steps below use y."))
         var = "y"
     else:
-        y = z
         var = "z"
 
     p_lib = softmax(z, temperature=temperature, base=base)
 
     # Step 1: shift by the maximum.
-    m = float(np.max(y))
-    shifted = y - m
+    top = int(np.argmax(shifted))
+    m = float(y[top])
     add("")
     add(_heading(f"Step 1. Subtract the largest score, m = {num(m)}"))
     out += _table(("label", f"{var} - m"), [(lab, num(v)) for lab, v in zip(labels, shifted)])
     add("")
-    overflow_at = math.log(sys.float_info.max)
     add(_para(
         f"This changes nothing: e^({var}_i - m) = e^({var}_i) * e^(-m), and the same "
-        f"factor e^(-m) = {num(math.exp(-m))} multiplies every term above and "
+        f"factor e^(-m) = {_exp_text(-m, num)} multiplies every term above and "
         "below the fraction line, so it cancels. It matters to the computer: "
-        f"e^x overflows a double above x = {overflow_at:.2f}, but after the shift "
+        f"e^x overflows a double above x = {EXP_OVERFLOW:.2f}, but after the shift "
         "every exponent is <= 0, so every term lies in (0, 1] and nothing can "
         "overflow."))
-    with np.errstate(over="ignore", invalid="ignore"):
-        raw = np.exp(y)
-        raw_share = raw / raw.sum()
+    if not np.all(np.isfinite(shifted)):
+        add("")
+        add(_para(
+            f"Some differences {var}_i - m are too large for a double (-inf here): "
+            "their weights e^-inf = 0 are exactly what softmax gives them."))
+    raw = np.exp(y)
+    raw_share = raw / raw.sum()
     add("")
-    if np.all(np.isfinite(raw)) and np.isfinite(raw.sum()):
+    if np.all(np.isfinite(raw)) and np.isfinite(raw.sum()) and raw.sum() > 0:
         diff = float(np.max(np.abs(raw_share - p_lib)))
         add(_para(
             f"Check: without the shift, e^{var} = {_join(raw, num)} (sum "
             f"{num(float(raw.sum()))}); dividing gives the same shares (largest "
             f"difference from softmax: {diff:.1e})."))
-    else:
+    elif not (np.all(np.isfinite(raw)) and np.isfinite(raw.sum())):
         add(_para(
             f"Check: without the shift, e^{var} = {_join(raw, num)}: the largest "
-            "score overflows and e^z / sum e^z would be nan. With the shift "
+            f"score overflows (e^x is inf above x = {EXP_OVERFLOW:.2f}) and "
+            f"e^{var} / sum e^{var} would be inf / inf = nan. With the shift "
             "there is no problem."))
+    else:
+        add(_para(
+            f"Check: without the shift, e^{var} = {_join(raw, num)}: every term "
+            "underflows to 0 (e^x is below the smallest double for x < -745.13) and "
+            f"e^{var} / sum e^{var} would be 0 / 0 = nan. With the shift the "
+            "largest term is e^0 = 1 and there is no problem."))
 
     # Step 2: exponentiate.
     w = np.exp(shifted)
@@ -162,15 +226,21 @@ def explain(scores, *, temperature=1.0, base=None, where=None, digits=4, log=Fal
 
     # Step 3: sum.
     s = float(np.sum(w))
-    lse = float(logsumexp(y))
     add("")
     add(_heading("Step 3. Sum the weights"))
     add(_para(f"S = {' + '.join(num(v) for v in w)} = {num(s)}", indent="  "))
     add("")
-    add(_para(
-        f"In logs: m + ln S = {num(m)} + {num(math.log(s))} = {num(m + math.log(s))}, "
-        f"which is logsumexp({var}) = {num(lse)}, the normalizer: "
-        f"log p_i = {var}_i - logsumexp({var})."))
+    if math.isfinite(m):
+        lse = float(logsumexp(y)) if np.all(np.isfinite(y)) else m + math.log(s)
+        add(_para(
+            f"In logs: m + ln S = {num(m)} + {num(math.log(s))} = {num(m + math.log(s))}, "
+            f"which is logsumexp({var}) = {num(lse)}, the normalizer: "
+            f"log p_i = {var}_i - logsumexp({var})."))
+    else:
+        add(_para(
+            f"In logs: logsumexp({var}) = m + ln S, the normalizer: log p_i = "
+            f"({var}_i - m) - ln S; m itself is too large for a double here, but only "
+            f"the differences {var}_i - m enter the shares."))
 
     # Step 4: divide.
     p_steps = w / s
@@ -194,7 +264,7 @@ def explain(scores, *, temperature=1.0, base=None, where=None, digits=4, log=Fal
     _naive_section(out, z, labels, texts, num, prob)
     _soft_section(out, z, labels, temperature, num, prob)
     _base_section(out, z, labels, base, num, prob)
-    _sigmoid_section(out, y, labels, var, temperature, base, num, prob)
+    _sigmoid_section(out, y, shifted, labels, num, prob)
 
     add("")
     add(_heading("Shares, not guaranteed probabilities"))
@@ -207,8 +277,10 @@ def explain(scores, *, temperature=1.0, base=None, where=None, digits=4, log=Fal
     return "\n".join(out) + "\n"
 
 
-def _verdict(shares, total, s_all, p, *, reference=None) -> str:
-    if not np.all(np.isfinite(shares)) or abs(total) <= 1e-12 * max(s_all, 1e-300):
+def _verdict(shares, total, s_max, p, *, reference=None) -> str:
+    if not math.isfinite(total):
+        return "the sum overflows a double: s_i / inf is 0 or nan"
+    if not np.all(np.isfinite(shares)) or abs(total) <= 1e-12 * max(s_max, 1e-300):
         return "the sum is 0: s_i / 0 is undefined"
     if np.any(shares < 0) or np.any(shares > 1):
         return "shares below 0 or above 1: not a distribution"
@@ -232,9 +304,12 @@ def _naive_section(out, z, labels, texts, num, prob) -> None:
         "difference stays the same, so softmax does not move; the naive "
         "shares do."))
     top = max(float(np.max(np.abs(z))), 1.0)
-    big = 10.0 ** (math.floor(math.log10(top)) + 2)
+    # A shift two orders of magnitude above the scores (at most 1e300, so
+    # that it stays a double for any finite scores we can be given).
+    big = 10.0 ** min(math.floor(math.log10(top)) + 2, 300)
     m = float(np.max(z))
-    mean = float(np.mean(z))
+    # The mean of halves, doubled: the plain sum overflows for scores near 1e308.
+    mean = float(np.mean(z / 2) * 2)
     cases = [
         ("as given", z, None),
         (f"plus {num(big)}", z + big, None),
@@ -244,17 +319,22 @@ def _naive_section(out, z, labels, texts, num, prob) -> None:
     reference = None
     p0 = softmax(z)
     for name, s, _ in cases:
+        if not np.all(np.isfinite(s)):
+            add("")
+            add(_para(f"{name}: some shifted scores overflow a double (inf); left out.",
+                      indent="  "))
+            continue
         total = float(np.sum(s))
         with np.errstate(divide="ignore", invalid="ignore"):
             shares = s / total
         p = softmax(s)
-        verdict = _verdict(shares, total, float(np.sum(np.abs(s))), p0, reference=reference)
+        verdict = _verdict(shares, total, float(np.max(np.abs(s))), p0, reference=reference)
         if reference is None:
             reference = shares
             score_col = list(texts)
         else:
             score_col = [num(v) for v in s]
-        undefined = "the sum is 0" in verdict
+        undefined = "the sum is 0" in verdict or "overflows" in verdict
         rows = [
             (lab, sc, "undefined" if undefined else prob(v), prob(q))
             for lab, sc, v, q in zip(labels, score_col, shares, p)
@@ -330,15 +410,23 @@ def _base_section(out, z, labels, base, num, prob) -> None:
         "T = 1 / ln a. Changing the base only rescales the scores; it is the "
         "exponential form that matters."))
     bases = list(BASES) + ([float(base)] if base is not None and base not in BASES else [])
-    m = float(np.max(z))
     names, results = [], []
     for a in bases:
-        t = 1.0 / math.log(a)
-        with np.errstate(over="ignore", under="ignore"):
-            direct = np.power(a, z - m)  # a^(z - m): same shares, no overflow
-        names += [f"{num(a)}^z / sum {num(a)}^z", f"softmax(z, base={num(a)})",
-                  f"softmax(z / {num(t)})"]
-        results += [direct / direct.sum(), softmax(z, base=a), softmax(z, temperature=t)]
+        ln_a = math.log(a)
+        t = 1.0 / ln_a
+        # a^(z - z*), z* the score a^z is largest at: every power <= 1, no overflow.
+        ref = float(np.max(z)) if ln_a > 0 else float(np.min(z))
+        direct = np.power(a, z - ref)
+        names += [f"{num(a)}^z / sum {num(a)}^z", f"softmax(z, base={num(a)})"]
+        results += [direct / direct.sum(), softmax(z, base=a)]
+        if t > 0:
+            names.append(f"softmax(z / {num(t)})")
+            results.append(softmax(z, temperature=t))
+        else:
+            # A base below 1 is a negative temperature, which softmax does
+            # not take: the same thing is softmax of -z at T = -1/ln a.
+            names.append(f"softmax(-z / {num(-t)})")
+            results.append(softmax(-z, temperature=-t))
     cols, heads, cut = _columns(z, labels, names, len(prob(0.5)))
     rows = [(name, *(prob(p[i]) for i in cols)) for name, p in zip(names, results)]
     add("")
@@ -355,17 +443,27 @@ def _base_section(out, z, labels, base, num, prob) -> None:
         f"{prob(p[i])} * (1 - {prob(p[i])}) = {prob(p[i] * (1 - p[i]))}."))
 
 
-def _sigmoid_section(out, y, labels, var, temperature, base, num, prob) -> None:
+def _sigmoid(d: float) -> float:
+    """1 / (1 + e^-d) without overflow: e^d / (1 + e^d) for d < 0."""
+    if d >= 0:
+        return 1.0 / (1.0 + math.exp(-d))
+    e = math.exp(d) if d > -math.inf else 0.0
+    return e / (1.0 + e)
+
+
+def _sigmoid_section(out, y, shifted, labels, num, prob) -> None:
     if len(y) < 2:
         return
     add = out.append
-    order = np.argsort(-y, kind="stable")
+    order = np.argsort(-shifted, kind="stable")
     a, b = int(order[0]), int(order[1])
     if len(y) == 2:
         a, b = 0, 1
-    pair = softmax(np.array([y[a], y[b]]))
-    d = float(y[b] - y[a])
-    sig = 1.0 / (1.0 + math.exp(-d))
+    # The difference of the shifted scores: one of them is 0, so it is
+    # finite, or -inf where y_b - y_a is too large for a double.
+    d = float(shifted[b] - shifted[a])
+    sig = _sigmoid(d)
+    pair = softmax(np.array([shifted[a], shifted[b]]))
     add("")
     add(_heading("Two classes: softmax is the sigmoid"))
     add(_para(
@@ -377,10 +475,18 @@ def _sigmoid_section(out, y, labels, var, temperature, base, num, prob) -> None:
         add(f"  p({labels[b]}) = {prob(pair[1])} = sigmoid({num(y[b])} - {num(y[a])}) "
             f"= {prob(sig)}")
     else:
-        full = softmax(y)
+        full = softmax(shifted)
         ratio = full[b] / (full[a] + full[b])
         add(_para(
             f"With more labels it holds for any pair: between {labels[a]} and "
             f"{labels[b]}, p({labels[b]}) / (p({labels[a]}) + p({labels[b]})) "
             f"= {prob(ratio)} = sigmoid({num(y[b])} - {num(y[a])}) = {prob(sig)}.",
             indent="  "))
+    if abs(d) > EXP_OVERFLOW:
+        add("")
+        add(_para(
+            f"Here the difference is {num(d)}: e^-(z1 - z0) = {_exp_text(-d, num)} "
+            f"overflows a double (e^x is inf above x = {EXP_OVERFLOW:.2f}). Written as "
+            "1 / (1 + e^-d) for d >= 0 and e^d / (1 + e^d) for d < 0, the sigmoid "
+            "only ever takes e of a number <= 0, and gives the limit instead: 0 or 1, "
+            "as softmax does."))
