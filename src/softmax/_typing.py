@@ -1,0 +1,102 @@
+"""Type aliases and protocols of the public API (annotations only).
+
+The public functions take NumPy input (arrays, scalars, anything
+``numpy.asarray`` accepts) and return NumPy results, or take an array of
+another library and return that library's type. Those libraries are
+optional, so none is imported here, not even for type checking: an
+array-API array (JAX, CuPy, array-api-strict), a PyTorch tensor and a Dask
+array are recognized by the protocols below, and a TypeVar bound to them
+hands the caller's own type back (``softmax(t: torch.Tensor) ->
+torch.Tensor``) whether or not the type checker can see that library.
+
+Overloads list NumPy arrays and scalars first: they also have
+``__array_namespace__`` and ``__dlpack__``, and must not match the
+array-API overloads; anything else ``numpy.asarray`` takes (lists,
+objects with ``__array__``) comes last, after the array-API and Dask
+overloads, since a tensor has ``__array__`` too.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol, TypeVar, Union
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = [
+    "AnyArray",
+    "ArrayAPIArray",
+    "ArrayLike",
+    "Axis",
+    "DaskArray",
+    "FloatArray",
+    "FloatResult",
+    "FloatScalar",
+    "Input",
+    "IntResult",
+    "Mask",
+    "NDArray",
+    "Namespace",
+    "NumpyScalar",
+    "Reduction",
+    "SupportsArrayNamespace",
+    "SupportsDLPack",
+    "SupportsDaskGraph",
+]
+
+
+class SupportsArrayNamespace(Protocol):
+    """An array of the array API standard: JAX, CuPy, array-api-strict, NumPy 2."""
+
+    def __array_namespace__(self, /, *, api_version: str | None = ...) -> Any: ...
+
+
+class SupportsDLPack(Protocol):
+    """An array that exports DLPack: PyTorch tensors (which have no ``__array_namespace__``)."""
+
+    def __dlpack__(self, /, *args: Any, **kwargs: Any) -> Any: ...
+
+    def __dlpack_device__(self, /) -> Any: ...
+
+
+class SupportsDaskGraph(Protocol):
+    """A Dask collection (``dask.array.Array``): results stay lazy."""
+
+    def __dask_graph__(self) -> Any: ...
+
+
+ArrayAPIArray = TypeVar("ArrayAPIArray", bound=Union[SupportsArrayNamespace, SupportsDLPack])
+"""An array-API array or a tensor: a function returns the same type."""
+
+DaskArray = TypeVar("DaskArray", bound=SupportsDaskGraph)
+"""A Dask array: a function returns a (lazy) Dask array."""
+
+AnyArray = Union[SupportsArrayNamespace, SupportsDLPack, SupportsDaskGraph]
+"""An array of any supported library (for secondary arguments such as `where`)."""
+
+FloatArray = NDArray[np.floating[Any]]
+"""A NumPy result: float16, float32, float64 (or longdouble), as the input's dtype decides."""
+
+FloatScalar = np.floating[Any]
+"""A 0-d NumPy result is returned as a NumPy scalar."""
+
+FloatResult = Union[FloatArray, FloatScalar]
+"""A reduction's NumPy result: an array, or a scalar when nothing is left."""
+
+IntResult = Union[NDArray[np.intp], np.intp]
+"""Class indices (`sample`): an array, or a scalar for one draw of one slice."""
+
+NumpyScalar = Union[float, np.number[Any], np.bool]
+"""A scalar input (Python or NumPy); its softmax is a NumPy scalar."""
+
+Axis = Union[int, tuple[int, ...], None]
+"""An axis, several axes, or ``None`` for all of them."""
+
+Mask = Union[ArrayLike, AnyArray, None]
+"""`where`: booleans broadcast to the input, in NumPy or in the input's library."""
+
+Reduction = Literal["mean", "sum", "none"]
+Input = Literal["logits", "probs"]
+
+Namespace = Any
+"""An array-API namespace (``xp``): a module whose functions depend on the library."""
