@@ -25,6 +25,7 @@ from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
     "AnyArray",
+    "Array",
     "ArrayAPIArray",
     "ArrayLike",
     "Axis",
@@ -100,3 +101,7 @@ Input = Literal["logits", "probs"]
 
 Namespace = Any
 """An array-API namespace (``xp``): a module whose functions depend on the library."""
+
+Array = Any
+"""Inside the package: an array of whichever library the call runs on (NumPy,
+an array-API namespace's, Dask), for code written once against ``xp``."""

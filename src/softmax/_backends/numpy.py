@@ -10,13 +10,17 @@ here with NumPy, by the same rules.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import _core
 from .scale import UNIT_SCALE
 from . import merge
+from .._typing import NDArray
+
+if TYPE_CHECKING:  # a type only: backends never import the plan's module at run time
+    from .._plan import Plan
 
 __all__ = ["axes_back", "axes_last", "hardmax_last", "run"]
 
@@ -26,12 +30,12 @@ __all__ = ["axes_back", "axes_last", "hardmax_last", "run"]
 _CORE_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _core_dtype(dtype: np.dtype) -> np.dtype:
+def _core_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
     """float16/32/64 natively; longdouble (beyond the core) in float64."""
     return dtype if dtype in _CORE_DTYPES else np.dtype(np.float64)
 
 
-def axes_last(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+def axes_last(a: NDArray[Any], axes: tuple[int, ...]) -> NDArray[Any]:
     """View (or, for several axes, possibly a copy) with `axes` merged last."""
     moved = np.moveaxis(a, axes, range(a.ndim - len(axes), a.ndim))
     if len(axes) == 1:
@@ -41,7 +45,8 @@ def axes_last(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     return moved.reshape(outer + (math.prod(moved.shape[len(outer):]),))
 
 
-def axes_back(a_last: np.ndarray, like_shape, axes: tuple[int, ...]) -> np.ndarray:
+def axes_back(a_last: NDArray[Any], like_shape: tuple[int, ...], axes: tuple[int, ...]
+              ) -> NDArray[Any]:
     """Inverse of `axes_last` for an array shaped like the moved one."""
     ndim = len(like_shape)
     moved_shape = tuple(like_shape[i] for i in range(ndim) if i not in axes) + tuple(
@@ -50,7 +55,7 @@ def axes_back(a_last: np.ndarray, like_shape, axes: tuple[int, ...]) -> np.ndarr
     return np.moveaxis(a_last.reshape(moved_shape), range(ndim - len(axes), ndim), axes)
 
 
-def _no_internal_overlap(a: np.ndarray) -> bool:
+def _no_internal_overlap(a: NDArray[Any]) -> bool:
     """True if no two elements of `a` share memory (sufficient test).
 
     Sorted by |stride|, each axis must step past everything the smaller
@@ -65,7 +70,8 @@ def _no_internal_overlap(a: np.ndarray) -> bool:
     return True
 
 
-def _writes_in_place(out_last: np.ndarray, x_last: np.ndarray, mask_last) -> bool:
+def _writes_in_place(out_last: NDArray[Any], x_last: NDArray[Any],
+                     mask_last: NDArray[Any] | None) -> bool:
     """Can the core write straight into `out_last`?
 
     Only when it is a view of out (no copy was needed to lay it out) and it
@@ -84,7 +90,8 @@ def _writes_in_place(out_last: np.ndarray, x_last: np.ndarray, mask_last) -> boo
     return mask_last is None or not np.may_share_memory(out_last, mask_last)
 
 
-def hardmax_last(x, mask=None, *, sign: float = 1.0, log: bool = False) -> np.ndarray:
+def hardmax_last(x: NDArray[Any], mask: NDArray[Any] | None = None, *, sign: float = 1.0,
+                 log: bool = False) -> NDArray[Any]:
     """The temperature -> 0 limit of softmax(sign * x) on the last axis: tied maxima share.
 
     NaN in the kept entries makes the kept entries NaN; a slice with no kept
@@ -103,13 +110,13 @@ def hardmax_last(x, mask=None, *, sign: float = 1.0, log: bool = False) -> np.nd
     return np.where(nan_rows & keep, np.nan, result)
 
 
-def run(x: np.ndarray, plan) -> Any:
+def run(x: NDArray[Any], plan: Plan) -> Any:
     if plan.op == "logsumexp":
         return _logsumexp(x, plan)
     return _softmax_family(x, plan)
 
 
-def _softmax_family(arr: np.ndarray, plan):
+def _softmax_family(arr: NDArray[Any], plan: Plan) -> Any:
     result_dtype = plan.result_dtype
     work_dtype = _core_dtype(result_dtype)
     axes, mask, out, scale, log = plan.axes, plan.mask, plan.out, plan.scale, plan.log
@@ -153,7 +160,7 @@ def _softmax_family(arr: np.ndarray, plan):
     return result if result is out else _finish(result, out, result_dtype)
 
 
-def _finish(result: np.ndarray, out, dtype: np.dtype):
+def _finish(result: NDArray[Any], out: NDArray[Any] | None, dtype: np.dtype[Any]) -> Any:
     """Deliver `result` in the caller's dtype: into `out`, or as a new array."""
     # over: a float64 result beyond float16's range rounds to +-inf, which is
     # its correct rounding, not an accident to warn about.
@@ -165,12 +172,12 @@ def _finish(result: np.ndarray, out, dtype: np.dtype):
     return result[()] if result.ndim == 0 else result
 
 
-def _logsumexp(arr: np.ndarray, plan):
+def _logsumexp(arr: NDArray[Any], plan: Plan) -> Any:
     result_dtype = plan.result_dtype
     work_dtype = _core_dtype(result_dtype)
     axes, mask, b = plan.axes, plan.mask, plan.b
 
-    def last(a):
+    def last(a: NDArray[Any]) -> NDArray[Any]:
         return axes_last(a, axes) if axes else a[..., np.newaxis]
 
     x_last = last(arr)
