@@ -38,14 +38,6 @@ _fast = _core.fast
 
 
 @overload
-def softmax(x: NDArray[Any], axis: Axis = -1, *, temperature: float = 1.0,
-            base: float | None = None, where: ArrayLike | None = None,
-            out: FloatArray | None = None) -> FloatArray: ...
-@overload
-def softmax(x: NumpyScalar, axis: Axis = -1, *, temperature: float = 1.0,
-            base: float | None = None, where: ArrayLike | None = None,
-            out: FloatArray | None = None) -> FloatScalar: ...
-@overload
 def softmax(x: DaskArray, axis: Axis = -1, *, temperature: float = 1.0,
             base: float | None = None, where: Mask = None, out: None = None) -> DaskArray: ...
 @overload
@@ -53,8 +45,16 @@ def softmax(x: ArrayAPIArray, axis: Axis = -1, *, temperature: float = 1.0,
             base: float | None = None, where: Mask = None,
             out: ArrayAPIArray | None = None) -> ArrayAPIArray: ...
 @overload
+def softmax(x: NDArray[Any], axis: Axis = -1, *, temperature: float = 1.0,
+            base: float | None = None, where: Mask = None,
+            out: FloatArray | None = None) -> FloatArray: ...
+@overload
+def softmax(x: NumpyScalar, axis: Axis = -1, *, temperature: float = 1.0,
+            base: float | None = None, where: Mask = None,
+            out: FloatArray | None = None) -> FloatScalar: ...
+@overload
 def softmax(x: ArrayLike, axis: Axis = -1, *, temperature: float = 1.0,
-            base: float | None = None, where: ArrayLike | None = None,
+            base: float | None = None, where: Mask = None,
             out: FloatArray | None = None) -> FloatArray: ...
 
 
@@ -121,14 +121,6 @@ def softmax(x: Any, axis: Any = -1, *, temperature: float = 1.0, base: float | N
 
 
 @overload
-def log_softmax(x: NDArray[Any], axis: Axis = -1, *, temperature: float = 1.0,
-                base: float | None = None, where: ArrayLike | None = None,
-                out: FloatArray | None = None) -> FloatArray: ...
-@overload
-def log_softmax(x: NumpyScalar, axis: Axis = -1, *, temperature: float = 1.0,
-                base: float | None = None, where: ArrayLike | None = None,
-                out: FloatArray | None = None) -> FloatScalar: ...
-@overload
 def log_softmax(x: DaskArray, axis: Axis = -1, *, temperature: float = 1.0,
                 base: float | None = None, where: Mask = None, out: None = None) -> DaskArray: ...
 @overload
@@ -136,8 +128,16 @@ def log_softmax(x: ArrayAPIArray, axis: Axis = -1, *, temperature: float = 1.0,
                 base: float | None = None, where: Mask = None,
                 out: ArrayAPIArray | None = None) -> ArrayAPIArray: ...
 @overload
+def log_softmax(x: NDArray[Any], axis: Axis = -1, *, temperature: float = 1.0,
+                base: float | None = None, where: Mask = None,
+                out: FloatArray | None = None) -> FloatArray: ...
+@overload
+def log_softmax(x: NumpyScalar, axis: Axis = -1, *, temperature: float = 1.0,
+                base: float | None = None, where: Mask = None,
+                out: FloatArray | None = None) -> FloatScalar: ...
+@overload
 def log_softmax(x: ArrayLike, axis: Axis = -1, *, temperature: float = 1.0,
-                base: float | None = None, where: ArrayLike | None = None,
+                base: float | None = None, where: Mask = None,
                 out: FloatArray | None = None) -> FloatArray: ...
 
 
@@ -175,24 +175,6 @@ def log_softmax(x: Any, axis: Any = -1, *, temperature: float = 1.0, base: float
 
 
 @overload
-def logsumexp(x: NDArray[Any] | NumpyScalar, axis: None = None,
-              b: ArrayLike | None = None, keepdims: Literal[False] = False,
-              return_sign: Literal[False] = False, *,
-              where: ArrayLike | None = None) -> FloatScalar: ...
-@overload
-def logsumexp(x: NDArray[Any] | NumpyScalar, axis: None = None,
-              b: ArrayLike | None = None, keepdims: Literal[False] = False,
-              return_sign: Literal[True] = ..., *,
-              where: ArrayLike | None = None) -> tuple[FloatScalar, FloatScalar]: ...
-@overload
-def logsumexp(x: NDArray[Any] | NumpyScalar, axis: Axis = None, b: ArrayLike | None = None,
-              keepdims: bool = False, return_sign: Literal[False] = False, *,
-              where: ArrayLike | None = None) -> FloatResult: ...
-@overload
-def logsumexp(x: NDArray[Any] | NumpyScalar, axis: Axis = None, b: ArrayLike | None = None,
-              keepdims: bool = False, return_sign: Literal[True] = ..., *,
-              where: ArrayLike | None = None) -> tuple[FloatResult, FloatResult]: ...
-@overload
 def logsumexp(x: DaskArray, axis: Axis = None, b: ArrayLike | AnyArray | None = None,
               keepdims: bool = False, return_sign: Literal[False] = False, *,
               where: Mask = None) -> DaskArray: ...
@@ -209,25 +191,21 @@ def logsumexp(x: ArrayAPIArray, axis: Axis = None, b: ArrayLike | AnyArray | Non
               keepdims: bool = False, return_sign: Literal[True] = ..., *,
               where: Mask = None) -> tuple[ArrayAPIArray, ArrayAPIArray]: ...
 @overload
-def logsumexp(x: ArrayLike, axis: None = None, b: ArrayLike | None = None,
+def logsumexp(x: ArrayLike, axis: None = None, b: ArrayLike | AnyArray | None = None,
               keepdims: Literal[False] = False, return_sign: Literal[False] = False, *,
-              where: ArrayLike | None = None) -> FloatScalar: ...
+              where: Mask = None) -> FloatScalar: ...
 @overload
-def logsumexp(x: ArrayLike, axis: None = None, b: ArrayLike | None = None,
+def logsumexp(x: ArrayLike, axis: None = None, b: ArrayLike | AnyArray | None = None,
               keepdims: Literal[False] = False, return_sign: Literal[True] = ...,
-              *, where: ArrayLike | None = None) -> tuple[FloatScalar, FloatScalar]: ...
+              *, where: Mask = None) -> tuple[FloatScalar, FloatScalar]: ...
 @overload
-def logsumexp(x: ArrayLike, axis: Axis = None, b: ArrayLike | None = None,
+def logsumexp(x: ArrayLike, axis: Axis = None, b: ArrayLike | AnyArray | None = None,
               keepdims: bool = False, return_sign: Literal[False] = False, *,
-              where: ArrayLike | None = None) -> FloatResult: ...
+              where: Mask = None) -> FloatResult: ...
 @overload
-def logsumexp(x: ArrayLike, axis: Axis = None, b: ArrayLike | None = None,
+def logsumexp(x: ArrayLike, axis: Axis = None, b: ArrayLike | AnyArray | None = None,
               keepdims: bool = False, return_sign: Literal[True] = ..., *,
-              where: ArrayLike | None = None) -> tuple[FloatResult, FloatResult]: ...
-@overload  # return_sign known only at run time: a value or a pair
-def logsumexp(x: ArrayLike | AnyArray, axis: Axis = None, b: ArrayLike | AnyArray | None = None,
-              keepdims: bool = False, return_sign: bool = False, *,
-              where: Mask = None) -> Any: ...
+              where: Mask = None) -> tuple[FloatResult, FloatResult]: ...
 
 
 def logsumexp(x: Any, axis: Any = None, b: Any = None, keepdims: bool = False,

@@ -41,21 +41,31 @@ __all__ = [
     "NumpyScalar",
     "Reduction",
     "SupportsArrayNamespace",
-    "SupportsDLPack",
     "SupportsDaskGraph",
+    "SupportsTensor",
 ]
 
 
+# NumPy's own arrays and scalars must not match these protocols: NumPy
+# overloads come first, but a NumPy array typed with Any inside (as
+# ``np.array([...])`` is) would otherwise match several overloads, and mypy
+# would give up on the result type. NumPy 2 implements the array API, so the
+# protocols use what NumPy's stubs narrow: ``api_version`` is a Literal of
+# versions there, any str in other libraries; and PyTorch is recognized by
+# ``requires_grad`` (its tensors have no ``__array_namespace__``).
+
+
 class SupportsArrayNamespace(Protocol):
-    """An array of the array API standard: JAX, CuPy, array-api-strict, NumPy 2."""
+    """An array of the array API standard: JAX, CuPy, array-api-strict (not NumPy's)."""
 
     def __array_namespace__(self, /, *, api_version: str | None = ...) -> Any: ...
 
 
-class SupportsDLPack(Protocol):
-    """An array that exports DLPack: PyTorch tensors (which have no ``__array_namespace__``)."""
+class SupportsTensor(Protocol):
+    """A PyTorch tensor (or a tensor-like array with autograd)."""
 
-    def __dlpack__(self, /, *args: Any, **kwargs: Any) -> Any: ...
+    @property
+    def requires_grad(self) -> bool: ...
 
     def __dlpack_device__(self, /) -> Any: ...
 
@@ -66,13 +76,13 @@ class SupportsDaskGraph(Protocol):
     def __dask_graph__(self) -> Any: ...
 
 
-ArrayAPIArray = TypeVar("ArrayAPIArray", bound=Union[SupportsArrayNamespace, SupportsDLPack])
+ArrayAPIArray = TypeVar("ArrayAPIArray", bound=Union[SupportsArrayNamespace, SupportsTensor])
 """An array-API array or a tensor: a function returns the same type."""
 
 DaskArray = TypeVar("DaskArray", bound=SupportsDaskGraph)
 """A Dask array: a function returns a (lazy) Dask array."""
 
-AnyArray = Union[SupportsArrayNamespace, SupportsDLPack, SupportsDaskGraph]
+AnyArray = Union[SupportsArrayNamespace, SupportsTensor, SupportsDaskGraph]
 """An array of any supported library (for secondary arguments such as `where`)."""
 
 FloatArray = NDArray[np.floating[Any]]

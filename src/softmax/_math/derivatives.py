@@ -69,16 +69,16 @@ def _sum_dd(op: Operand, terms: Array, axes: tuple[int, ...]) -> tuple[Array, Ar
 
 
 @overload
-def softmax_jacobian(p: NDArray[Any] | NumpyScalar, axis: int = -1, *,
-                     where: ArrayLike | None = None) -> FloatArray: ...
-@overload
 def softmax_jacobian(p: DaskArray, axis: int = -1, *, where: Mask = None) -> DaskArray: ...
 @overload
 def softmax_jacobian(p: ArrayAPIArray, axis: int = -1, *,
                      where: Mask = None) -> ArrayAPIArray: ...
 @overload
+def softmax_jacobian(p: NDArray[Any] | NumpyScalar, axis: int = -1, *,
+                     where: Mask = None) -> FloatArray: ...
+@overload
 def softmax_jacobian(p: ArrayLike, axis: int = -1, *,
-                     where: ArrayLike | None = None) -> FloatArray: ...
+                     where: Mask = None) -> FloatArray: ...
 
 
 def softmax_jacobian(p: Any, axis: int = -1, *, where: Any = None) -> Any:
@@ -145,20 +145,20 @@ def softmax_jacobian(p: Any, axis: int = -1, *, where: Any = None) -> Any:
 
 
 @overload
-def softmax_vjp(p: NDArray[Any], g: ArrayLike, axis: Axis = -1, *,
-                where: ArrayLike | None = None) -> FloatArray: ...
-@overload
-def softmax_vjp(p: NumpyScalar, g: ArrayLike, axis: Axis = -1, *,
-                where: ArrayLike | None = None) -> FloatScalar: ...
-@overload
 def softmax_vjp(p: DaskArray, g: ArrayLike | AnyArray, axis: Axis = -1, *,
                 where: Mask = None) -> DaskArray: ...
 @overload
 def softmax_vjp(p: ArrayAPIArray, g: ArrayLike | AnyArray, axis: Axis = -1, *,
                 where: Mask = None) -> ArrayAPIArray: ...
 @overload
-def softmax_vjp(p: ArrayLike, g: ArrayLike, axis: Axis = -1, *,
-                where: ArrayLike | None = None) -> FloatArray: ...
+def softmax_vjp(p: NDArray[Any], g: ArrayLike | AnyArray, axis: Axis = -1, *,
+                where: Mask = None) -> FloatArray: ...
+@overload
+def softmax_vjp(p: NumpyScalar, g: ArrayLike | AnyArray, axis: Axis = -1, *,
+                where: Mask = None) -> FloatScalar: ...
+@overload
+def softmax_vjp(p: ArrayLike, g: ArrayLike | AnyArray, axis: Axis = -1, *,
+                where: Mask = None) -> FloatArray: ...
 
 
 def softmax_vjp(p: Any, g: Any, axis: Axis = -1, *, where: Any = None) -> Any:
@@ -230,20 +230,20 @@ def softmax_vjp(p: Any, g: Any, axis: Axis = -1, *, where: Any = None) -> Any:
 
 
 @overload
-def log_softmax_vjp(p: NDArray[Any], g: ArrayLike, axis: Axis = -1, *,
-                    where: ArrayLike | None = None) -> FloatArray: ...
-@overload
-def log_softmax_vjp(p: NumpyScalar, g: ArrayLike, axis: Axis = -1, *,
-                    where: ArrayLike | None = None) -> FloatScalar: ...
-@overload
 def log_softmax_vjp(p: DaskArray, g: ArrayLike | AnyArray, axis: Axis = -1, *,
                     where: Mask = None) -> DaskArray: ...
 @overload
 def log_softmax_vjp(p: ArrayAPIArray, g: ArrayLike | AnyArray, axis: Axis = -1, *,
                     where: Mask = None) -> ArrayAPIArray: ...
 @overload
-def log_softmax_vjp(p: ArrayLike, g: ArrayLike, axis: Axis = -1, *,
-                    where: ArrayLike | None = None) -> FloatArray: ...
+def log_softmax_vjp(p: NDArray[Any], g: ArrayLike | AnyArray, axis: Axis = -1, *,
+                    where: Mask = None) -> FloatArray: ...
+@overload
+def log_softmax_vjp(p: NumpyScalar, g: ArrayLike | AnyArray, axis: Axis = -1, *,
+                    where: Mask = None) -> FloatScalar: ...
+@overload
+def log_softmax_vjp(p: ArrayLike, g: ArrayLike | AnyArray, axis: Axis = -1, *,
+                    where: Mask = None) -> FloatArray: ...
 
 
 def log_softmax_vjp(p: Any, g: Any, axis: Axis = -1, *, where: Any = None) -> Any:

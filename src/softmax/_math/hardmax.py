@@ -32,20 +32,20 @@ Ties = Literal["split", "first"]
 
 
 @overload
-def hardmax(x: NDArray[Any], axis: Axis = -1, *, ties: Ties = "split",
-            where: ArrayLike | None = None) -> FloatArray: ...
-@overload
-def hardmax(x: NumpyScalar, axis: Axis = -1, *, ties: Ties = "split",
-            where: ArrayLike | None = None) -> FloatScalar: ...
-@overload
 def hardmax(x: DaskArray, axis: Axis = -1, *, ties: Ties = "split",
             where: Mask = None) -> DaskArray: ...
 @overload
 def hardmax(x: ArrayAPIArray, axis: Axis = -1, *, ties: Ties = "split",
             where: Mask = None) -> ArrayAPIArray: ...
 @overload
+def hardmax(x: NDArray[Any], axis: Axis = -1, *, ties: Ties = "split",
+            where: Mask = None) -> FloatArray: ...
+@overload
+def hardmax(x: NumpyScalar, axis: Axis = -1, *, ties: Ties = "split",
+            where: Mask = None) -> FloatScalar: ...
+@overload
 def hardmax(x: ArrayLike, axis: Axis = -1, *, ties: Ties = "split",
-            where: ArrayLike | None = None) -> FloatArray: ...
+            where: Mask = None) -> FloatArray: ...
 
 
 def hardmax(x: Any, axis: Axis = -1, *, ties: Ties = "split", where: Any = None) -> Any:

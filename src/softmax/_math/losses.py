@@ -135,14 +135,6 @@ def _strong_product(xp: Namespace, coef: Array, logp: Array) -> Array:
 
 
 @overload
-def cross_entropy(logits: NDArray[Any], labels: ArrayLike, axis: int = -1, *,
-                  reduction: Literal["mean", "sum"] = "mean", temperature: float = 1.0,
-                  label_smoothing: float = 0.0, where: ArrayLike | None = None) -> FloatScalar: ...
-@overload
-def cross_entropy(logits: NDArray[Any], labels: ArrayLike, axis: int = -1, *,
-                  reduction: Reduction, temperature: float = 1.0,
-                  label_smoothing: float = 0.0, where: ArrayLike | None = None) -> FloatResult: ...
-@overload
 def cross_entropy(logits: DaskArray, labels: ArrayLike | AnyArray, axis: int = -1, *,
                   reduction: Reduction = "mean", temperature: float = 1.0,
                   label_smoothing: float = 0.0, where: Mask = None) -> DaskArray: ...
@@ -151,13 +143,21 @@ def cross_entropy(logits: ArrayAPIArray, labels: ArrayLike | AnyArray, axis: int
                   reduction: Reduction = "mean", temperature: float = 1.0,
                   label_smoothing: float = 0.0, where: Mask = None) -> ArrayAPIArray: ...
 @overload
-def cross_entropy(logits: ArrayLike, labels: ArrayLike, axis: int = -1, *,
+def cross_entropy(logits: NDArray[Any], labels: ArrayLike | AnyArray, axis: int = -1, *,
                   reduction: Literal["mean", "sum"] = "mean", temperature: float = 1.0,
-                  label_smoothing: float = 0.0, where: ArrayLike | None = None) -> FloatScalar: ...
+                  label_smoothing: float = 0.0, where: Mask = None) -> FloatScalar: ...
 @overload
-def cross_entropy(logits: ArrayLike, labels: ArrayLike, axis: int = -1, *,
+def cross_entropy(logits: NDArray[Any], labels: ArrayLike | AnyArray, axis: int = -1, *,
                   reduction: Reduction, temperature: float = 1.0,
-                  label_smoothing: float = 0.0, where: ArrayLike | None = None) -> FloatResult: ...
+                  label_smoothing: float = 0.0, where: Mask = None) -> FloatResult: ...
+@overload
+def cross_entropy(logits: ArrayLike, labels: ArrayLike | AnyArray, axis: int = -1, *,
+                  reduction: Literal["mean", "sum"] = "mean", temperature: float = 1.0,
+                  label_smoothing: float = 0.0, where: Mask = None) -> FloatScalar: ...
+@overload
+def cross_entropy(logits: ArrayLike, labels: ArrayLike | AnyArray, axis: int = -1, *,
+                  reduction: Reduction, temperature: float = 1.0,
+                  label_smoothing: float = 0.0, where: Mask = None) -> FloatResult: ...
 
 
 def cross_entropy(
@@ -248,11 +248,6 @@ def cross_entropy(
 
 
 @overload
-def cross_entropy_grad(logits: NDArray[Any], labels: ArrayLike, axis: int = -1, *,
-                       reduction: Reduction = "mean", temperature: float = 1.0,
-                       label_smoothing: float = 0.0,
-                       where: ArrayLike | None = None) -> FloatArray: ...
-@overload
 def cross_entropy_grad(logits: DaskArray, labels: ArrayLike | AnyArray, axis: int = -1, *,
                        reduction: Reduction = "mean", temperature: float = 1.0,
                        label_smoothing: float = 0.0, where: Mask = None) -> DaskArray: ...
@@ -261,10 +256,15 @@ def cross_entropy_grad(logits: ArrayAPIArray, labels: ArrayLike | AnyArray, axis
                        reduction: Reduction = "mean", temperature: float = 1.0,
                        label_smoothing: float = 0.0, where: Mask = None) -> ArrayAPIArray: ...
 @overload
-def cross_entropy_grad(logits: ArrayLike, labels: ArrayLike, axis: int = -1, *,
+def cross_entropy_grad(logits: NDArray[Any], labels: ArrayLike | AnyArray, axis: int = -1, *,
                        reduction: Reduction = "mean", temperature: float = 1.0,
                        label_smoothing: float = 0.0,
-                       where: ArrayLike | None = None) -> FloatArray: ...
+                       where: Mask = None) -> FloatArray: ...
+@overload
+def cross_entropy_grad(logits: ArrayLike, labels: ArrayLike | AnyArray, axis: int = -1, *,
+                       reduction: Reduction = "mean", temperature: float = 1.0,
+                       label_smoothing: float = 0.0,
+                       where: Mask = None) -> FloatArray: ...
 
 
 def cross_entropy_grad(
@@ -313,17 +313,17 @@ def cross_entropy_grad(
 
 
 @overload
-def entropy(logits: NDArray[Any], axis: Axis = -1, *, temperature: float = 1.0,
-            where: ArrayLike | None = None, input: Input = "logits") -> FloatResult: ...
-@overload
 def entropy(logits: DaskArray, axis: Axis = -1, *, temperature: float = 1.0,
             where: Mask = None, input: Input = "logits") -> DaskArray: ...
 @overload
 def entropy(logits: ArrayAPIArray, axis: Axis = -1, *, temperature: float = 1.0,
             where: Mask = None, input: Input = "logits") -> ArrayAPIArray: ...
 @overload
+def entropy(logits: NDArray[Any], axis: Axis = -1, *, temperature: float = 1.0,
+            where: Mask = None, input: Input = "logits") -> FloatResult: ...
+@overload
 def entropy(logits: ArrayLike, axis: Axis = -1, *, temperature: float = 1.0,
-            where: ArrayLike | None = None, input: Input = "logits") -> FloatResult: ...
+            where: Mask = None, input: Input = "logits") -> FloatResult: ...
 
 
 def entropy(logits: Any, axis: Axis = -1, *, temperature: float = 1.0, where: Any = None,

@@ -74,17 +74,17 @@ def _first_bad_slice(bad: NDArray[Any]) -> tuple[int, ...]:
 
 
 @overload
-def sample(logits: NDArray[Any], *, temperature: float = 1.0, axis: int = -1, size: Size = None,
-           rng: Seed = None, where: ArrayLike | None = None) -> IntResult: ...
-@overload
 def sample(logits: DaskArray, *, temperature: float = 1.0, axis: int = -1, size: Size = None,
            rng: Seed = None, where: Mask = None) -> DaskArray: ...
 @overload
 def sample(logits: ArrayAPIArray, *, temperature: float = 1.0, axis: int = -1,
            size: Size = None, rng: Seed = None, where: Mask = None) -> ArrayAPIArray: ...
 @overload
+def sample(logits: NDArray[Any], *, temperature: float = 1.0, axis: int = -1, size: Size = None,
+           rng: Seed = None, where: Mask = None) -> IntResult: ...
+@overload
 def sample(logits: ArrayLike, *, temperature: float = 1.0, axis: int = -1, size: Size = None,
-           rng: Seed = None, where: ArrayLike | None = None) -> IntResult: ...
+           rng: Seed = None, where: Mask = None) -> IntResult: ...
 
 
 def sample(logits: Any, *, temperature: float = 1.0, axis: int = -1, size: Size = None,
