@@ -9,11 +9,12 @@ array are recognized by the protocols below, and a TypeVar bound to them
 hands the caller's own type back (``softmax(t: torch.Tensor) ->
 torch.Tensor``) whether or not the type checker can see that library.
 
-Overloads list NumPy arrays and scalars first: they also have
-``__array_namespace__`` and ``__dlpack__``, and must not match the
-array-API overloads; anything else ``numpy.asarray`` takes (lists,
-objects with ``__array__``) comes last, after the array-API and Dask
-overloads, since a tensor has ``__array__`` too.
+Overloads list the Dask and array-API forms first and the NumPy forms
+(arrays, scalars, anything ``numpy.asarray`` takes) after them, since a
+tensor or a Dask array has ``__array__`` and would pass for NumPy input.
+The protocols are written so that NumPy's own arrays do not match them
+(see below): a NumPy argument then matches NumPy overloads only, and its
+result type stays precise even when the array's type holds Any.
 """
 
 from __future__ import annotations
