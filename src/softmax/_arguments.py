@@ -14,11 +14,12 @@ import functools
 import math
 import numbers
 from fractions import Fraction
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 import numpy as np
 
 from ._backends.scale import UNIT_SCALE, Scale
+from ._typing import Array, Namespace, NDArray
 
 __all__ = [
     "UNIT_SCALE",
@@ -39,10 +40,11 @@ __all__ = [
 ]
 
 AxisError = np.exceptions.AxisError
+Library = Literal["numpy", "array_api", "dask"]
 
 
 
-def as_float_array(x, name: str = "x") -> np.ndarray:
+def as_float_array(x: Any, name: str = "x") -> NDArray[np.floating[Any]]:
     """Return `x` as a NumPy array of a real floating dtype.
 
     Integers and booleans promote to float64 (as in SciPy); float16,
@@ -75,7 +77,7 @@ def as_float_array(x, name: str = "x") -> np.ndarray:
     return arr
 
 
-def normalize_axis(axis, ndim: int, *, name: str = "axis") -> tuple[int, ...]:
+def normalize_axis(axis: Any, ndim: int, *, name: str = "axis") -> tuple[int, ...]:
     """Axes as a sorted tuple of non-negative ints; ``None`` means all axes."""
     if axis is None:
         return tuple(range(ndim))
@@ -98,7 +100,7 @@ def normalize_axis(axis, ndim: int, *, name: str = "axis") -> tuple[int, ...]:
 
 
 
-def real_number(value, name: str) -> float:
+def real_number(value: Any, name: str) -> float:
     """A real scalar argument as a float (an int beyond float range is +-inf)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "fiu":
@@ -107,7 +109,8 @@ def real_number(value, name: str) -> float:
     try:
         return float(value)
     except OverflowError:  # an int beyond float range: +-inf is its rounding
-        return math.inf if value > 0 else -math.inf
+        # typeshed's numbers.Real declares no comparison with an int; value is an int here
+        return math.inf if value > 0 else -math.inf  # type: ignore[operator]
 
 
 @functools.lru_cache(maxsize=64)
@@ -129,7 +132,7 @@ def log_double_double(a: float) -> tuple[float, float]:
     return hi, lo
 
 
-def parse_scale(temperature, base) -> Scale:
+def parse_scale(temperature: Any, base: Any) -> Scale:
     """Check `temperature` and `base` and fold them into one multiplier.
 
     softmax with base ``a`` and temperature ``T`` is softmax of
@@ -167,7 +170,7 @@ def parse_scale(temperature, base) -> Scale:
     return Scale("finite", c_hi, c_lo, sign)
 
 
-def where_mask(where, shape: tuple[int, ...], name: str = "x") -> np.ndarray | None:
+def where_mask(where: Any, shape: tuple[int, ...], name: str = "x") -> NDArray[np.bool] | None:
     """`where` as a read-only bool array broadcast to `shape`, or None."""
     if where is None:
         return None
@@ -184,7 +187,7 @@ def where_mask(where, shape: tuple[int, ...], name: str = "x") -> np.ndarray | N
         ) from None
 
 
-def check_out(out, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None:
+def check_out(out: Any, shape: tuple[int, ...], dtype: np.dtype[Any]) -> NDArray[Any] | None:
     """Check a user-supplied `out` array: exact shape, exact dtype, writeable."""
     if out is None:
         return None
@@ -199,7 +202,7 @@ def check_out(out, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None
     return out
 
 
-def unmask(x, where, name: str = "x"):
+def unmask(x: Any, where: Any, name: str = "x") -> tuple[Any, Any]:
     """Split a masked array: its mask joins `where`.
 
     A masked entry (``numpy.ma``, or a Dask array of masked chunks) is
@@ -216,7 +219,7 @@ def unmask(x, where, name: str = "x"):
             return data, where
         if where is None:
             return data, keep
-        return data, where_mask(where, data.shape, name=name) & keep
+        return data, cast("NDArray[np.bool]", where_mask(where, data.shape, name=name)) & keep
     if library_of(x) == "dask" and isinstance(getattr(x, "_meta", None), np.ma.MaskedArray):
         import dask.array as da
 
@@ -228,7 +231,7 @@ def unmask(x, where, name: str = "x"):
     return x, where
 
 
-def refuse_mask(x, name: str):
+def refuse_mask(x: Any, name: str) -> Any:
     """For arguments where a mask has no meaning (labels, weights, targets)."""
     if isinstance(x, np.ma.MaskedArray) and np.ma.getmaskarray(x).any():
         raise TypeError(
@@ -241,7 +244,7 @@ def refuse_mask(x, name: str):
 # ---- which library an array belongs to -------------------------------------
 
 
-def library_of(x) -> str:
+def library_of(x: Any) -> Library:
     """``"numpy"``, ``"dask"`` or ``"array_api"``: the backend that runs `x`.
 
     The one place that tells array libraries apart. NumPy arrays, NumPy
@@ -269,7 +272,7 @@ def library_of(x) -> str:
 # ---- axes, flags, temperatures ---------------------------------------------
 
 
-def reduction_axes(axis, ndim: int) -> tuple[int, ...]:
+def reduction_axes(axis: Any, ndim: int) -> tuple[int, ...]:
     """normalize_axis, except that a 0-d array is one slice of one element.
 
     As in SciPy and PyTorch, ``axis`` 0 or -1 (the default of softmax) is
@@ -281,7 +284,7 @@ def reduction_axes(axis, ndim: int) -> tuple[int, ...]:
     return normalize_axis(axis, ndim)
 
 
-def one_axis(axis, ndim: int, *, what: str = "the axis of the classes") -> int:
+def one_axis(axis: Any, ndim: int, *, what: str = "the axis of the classes") -> int:
     """A single int axis (for functions whose output adds or drops one axis).
 
     A 0-d input counts as one slice of one element: axis 0 or -1 gives 0.
@@ -294,7 +297,7 @@ def one_axis(axis, ndim: int, *, what: str = "the axis of the classes") -> int:
         raise AxisError(int(axis), max(ndim, 1)) from None
 
 
-def check_bool(value, name: str) -> bool:
+def check_bool(value: Any, name: str) -> bool:
     """A flag: True or False (NumPy's bools, and the ints 0 and 1, too); "no" is not a flag."""
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
@@ -303,7 +306,7 @@ def check_bool(value, name: str) -> bool:
     raise TypeError(f"{name} must be True or False, got {value!r}")
 
 
-def positive_temperature(temperature, name: str = "temperature") -> float:
+def positive_temperature(temperature: Any, name: str = "temperature") -> float:
     """A temperature where the limits 0 and inf have no meaning (losses, calibration).
 
     The loss of a hard max is infinite and a uniform model has no
@@ -322,12 +325,13 @@ def positive_temperature(temperature, name: str = "temperature") -> float:
 # ---- logsumexp weights -------------------------------------------------------
 
 
-def masked_weights_as_zero(b, keep):
+def masked_weights_as_zero(b: Any, keep: Any) -> Any:
     """A masked weight is a weight that is not there: 0."""
     return np.where(keep, b, 0.0)
 
 
-def broadcast_weights(arr: np.ndarray, b) -> tuple[np.ndarray, np.ndarray, np.dtype]:
+def broadcast_weights(arr: NDArray[Any], b: Any
+                      ) -> tuple[NDArray[Any], NDArray[Any], np.dtype[Any]]:
     """x and b broadcast together (SciPy: before `axis` applies), and the result dtype.
 
     As in SciPy, the weights take part in the result dtype, whatever the shapes.
@@ -346,18 +350,18 @@ def broadcast_weights(arr: np.ndarray, b) -> tuple[np.ndarray, np.ndarray, np.dt
 # ---- Dask input ----------------------------------------------------------------
 
 
-def float_dtype_of(dtype, name: str = "x") -> np.dtype:
+def float_dtype_of(dtype: Any, name: str = "x") -> np.dtype[Any]:
     """The result dtype for input of `dtype`: NumPy's rules (ints and bool to float64)."""
     return as_float_array(np.empty(0, dtype=dtype), name).dtype
 
 
-def dask_float_array(x, name: str = "x"):
+def dask_float_array(x: Any, name: str = "x") -> tuple[Array, np.dtype[Any]]:
     """A Dask array of a real floating dtype (lazily cast), and that dtype."""
     dtype = float_dtype_of(x.dtype, name)
     return (x if x.dtype == dtype else x.astype(dtype)), dtype
 
 
-def dask_mask(where, x):
+def dask_mask(where: Any, x: Array) -> Array | None:
     """`where` as a Dask bool array shaped and chunked like x (None if absent)."""
     if where is None:
         return None
@@ -376,7 +380,8 @@ def dask_mask(where, x):
     return keep.rechunk(x.chunks)
 
 
-def dask_broadcast_weights(x, b, dtype):
+def dask_broadcast_weights(x: Array, b: Any, dtype: np.dtype[Any]
+                           ) -> tuple[Array, Array, np.dtype[Any]]:
     import dask.array as da
 
     b = b if isinstance(b, da.Array) else da.from_array(np.asarray(b))
@@ -404,7 +409,7 @@ class ArrayDtypes(NamedTuple):
     int_result: Any = None
 
 
-def array_api_dtypes(xp, x, name: str = "x", int_result=None) -> ArrayDtypes:
+def array_api_dtypes(xp: Namespace, x: Array, name: str = "x", int_result: Any = None) -> ArrayDtypes:
     """The dtypes of an array-API call. `int_result`: the float integers
     promote to, when the library has its own default (JAX without x64);
     asked before JAX's float64 is switched on for the call."""
@@ -428,7 +433,8 @@ def array_api_dtypes(xp, x, name: str = "x", int_result=None) -> ArrayDtypes:
     return ArrayDtypes(result, work, result == work, float(xp.finfo(work).eps), device, int_result)
 
 
-def array_api_mask(xp, where, shape, device, name: str = "x"):
+def array_api_mask(xp: Namespace, where: Any, shape: tuple[int, ...], device: Any,
+                   name: str = "x") -> Array | None:
     if where is None:
         return None
     from ._backends import array_api
@@ -444,7 +450,7 @@ def array_api_mask(xp, where, shape, device, name: str = "x"):
         ) from None
 
 
-def array_api_out(out, shape, dtype):
+def array_api_out(out: Any, shape: tuple[int, ...], dtype: Any) -> Array | None:
     if out is None:
         return None
     if tuple(out.shape) != tuple(shape):
@@ -454,7 +460,8 @@ def array_api_out(out, shape, dtype):
     return out
 
 
-def array_api_broadcast_weights(xp, x, b, dtypes: ArrayDtypes):
+def array_api_broadcast_weights(xp: Namespace, x: Array, b: Any, dtypes: ArrayDtypes
+                                ) -> tuple[Array, Array, ArrayDtypes]:
     from ._backends import array_api
 
     b = array_api.as_library(b, xp, dtypes.device)
@@ -471,7 +478,8 @@ def array_api_broadcast_weights(xp, x, b, dtypes: ArrayDtypes):
 # ---- probabilities ----------------------------------------------------------
 
 
-def check_distribution(xp, p, axes: tuple[int, ...], keep, eps: float, name: str = "p",
+def check_distribution(xp: Namespace, p: Array, axes: tuple[int, ...], keep: Array | None,
+                       eps: float, name: str = "p",
                        *, lazy: bool = False) -> None:
     """Refuse scores passed where probabilities are expected.
 
@@ -510,14 +518,15 @@ def check_distribution(xp, p, axes: tuple[int, ...], keep, eps: float, name: str
 
 
 
-def input_kind(input) -> str:
+def input_kind(input: str) -> str:
     """The `input=` option: what an argument holds, logits or probabilities."""
     if input not in ("logits", "probs"):
         raise ValueError(f"input must be 'logits' or 'probs', got {input!r}")
     return input
 
 
-def refuse_probabilities(xp, x, axes: tuple[int, ...], keep, eps: float, name: str = "logits",
+def refuse_probabilities(xp: Namespace, x: Array, axes: tuple[int, ...], keep: Array | None,
+                         eps: float, name: str = "logits",
                          *, lazy: bool = False) -> None:
     """Refuse probabilities passed where logits are expected.
 
@@ -549,14 +558,14 @@ def refuse_probabilities(xp, x, axes: tuple[int, ...], keep, eps: float, name: s
 # ---- labels --------------------------------------------------------------------
 
 
-def labels_array(labels, library: str):
+def labels_array(labels: Any, library: str) -> Array:
     """Labels as an array of the logits' library (lists and NumPy arrays as NumPy)."""
     if library != "numpy" and library_of(labels) == library:
         return labels
     return np.asarray(labels)
 
 
-def label_kind(lab) -> str:
+def label_kind(lab: Array) -> str:
     """``"index"`` for integer class indices, ``"target"`` for float probabilities."""
     dtype = lab.dtype
     kind = getattr(dtype, "kind", None)
@@ -576,7 +585,8 @@ def label_kind(lab) -> str:
     )
 
 
-def check_class_indices(lab, batch_shape, shape, axis: int, n_classes: int, *,
+def check_class_indices(lab: Array, batch_shape: tuple[int, ...], shape: tuple[int, ...],
+                        axis: int, n_classes: int, *,
                         lazy: bool = False) -> None:
     if tuple(lab.shape) != tuple(batch_shape):
         raise ValueError(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numbers
 import os
 import sys
+from typing import Any, TextIO
 
 from . import _core
 
@@ -37,7 +38,7 @@ def _threads_from_env() -> int | None:
     return n if n >= 1 else None
 
 
-def set_num_threads(n) -> None:
+def set_num_threads(n: int) -> None:
     """Set how many threads softmax, log_softmax and logsumexp may use.
 
     Large inputs are split into row blocks (or, for a few very long rows,
@@ -79,7 +80,7 @@ def get_num_threads() -> int:
     return _core.get_num_threads()
 
 
-def config() -> dict:
+def config() -> dict[str, Any]:
     """The core's configuration as a dict (what `show_config` prints)."""
     info = dict(_core._config())
     info["num_threads"] = _core.get_num_threads()
@@ -88,7 +89,7 @@ def config() -> dict:
     return info
 
 
-def show_config(file=None) -> None:
+def show_config(file: TextIO | None = None) -> None:
     """Print the SIMD targets compiled in, the one chosen, and the threads.
 
     Examples

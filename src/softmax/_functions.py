@@ -13,15 +13,49 @@ takes over with the same bits.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, overload
 
 from . import _config, _core  # _config: sets the thread default
 from ._backends import run
 from ._plan import plan_logsumexp, plan_softmax
+from ._typing import (
+    AnyArray,
+    ArrayAPIArray,
+    ArrayLike,
+    Axis,
+    DaskArray,
+    FloatArray,
+    FloatResult,
+    FloatScalar,
+    Mask,
+    NDArray,
+    NumpyScalar,
+)
 
 __all__ = ["log_softmax", "logsumexp", "softmax"]
 
 _fast = _core.fast
+
+
+@overload
+def softmax(x: DaskArray, axis: Axis = -1, *, temperature: float = 1.0,
+            base: float | None = None, where: Mask = None, out: None = None) -> DaskArray: ...
+@overload
+def softmax(x: ArrayAPIArray, axis: Axis = -1, *, temperature: float = 1.0,
+            base: float | None = None, where: Mask = None,
+            out: ArrayAPIArray | None = None) -> ArrayAPIArray: ...
+@overload
+def softmax(x: NDArray[Any], axis: Axis = -1, *, temperature: float = 1.0,
+            base: float | None = None, where: Mask = None,
+            out: FloatArray | None = None) -> FloatArray: ...
+@overload
+def softmax(x: NumpyScalar, axis: Axis = -1, *, temperature: float = 1.0,
+            base: float | None = None, where: Mask = None,
+            out: FloatArray | None = None) -> FloatScalar: ...
+@overload
+def softmax(x: ArrayLike, axis: Axis = -1, *, temperature: float = 1.0,
+            base: float | None = None, where: Mask = None,
+            out: FloatArray | None = None) -> FloatArray: ...
 
 
 def softmax(x: Any, axis: Any = -1, *, temperature: float = 1.0, base: float | None = None,
@@ -86,6 +120,27 @@ def softmax(x: Any, axis: Any = -1, *, temperature: float = 1.0, base: float | N
     return run(*plan_softmax(x, axis, temperature, base, where, out, log=False))
 
 
+@overload
+def log_softmax(x: DaskArray, axis: Axis = -1, *, temperature: float = 1.0,
+                base: float | None = None, where: Mask = None, out: None = None) -> DaskArray: ...
+@overload
+def log_softmax(x: ArrayAPIArray, axis: Axis = -1, *, temperature: float = 1.0,
+                base: float | None = None, where: Mask = None,
+                out: ArrayAPIArray | None = None) -> ArrayAPIArray: ...
+@overload
+def log_softmax(x: NDArray[Any], axis: Axis = -1, *, temperature: float = 1.0,
+                base: float | None = None, where: Mask = None,
+                out: FloatArray | None = None) -> FloatArray: ...
+@overload
+def log_softmax(x: NumpyScalar, axis: Axis = -1, *, temperature: float = 1.0,
+                base: float | None = None, where: Mask = None,
+                out: FloatArray | None = None) -> FloatScalar: ...
+@overload
+def log_softmax(x: ArrayLike, axis: Axis = -1, *, temperature: float = 1.0,
+                base: float | None = None, where: Mask = None,
+                out: FloatArray | None = None) -> FloatArray: ...
+
+
 def log_softmax(x: Any, axis: Any = -1, *, temperature: float = 1.0, base: float | None = None,
                 where: Any = None, out: Any = None) -> Any:
     r"""Logarithm of softmax, computed without ever taking a log of a rounded p.
@@ -117,6 +172,40 @@ def log_softmax(x: Any, axis: Any = -1, *, temperature: float = 1.0, base: float
     if (result := _fast(1, x, axis, temperature, base, where, out)) is not None:
         return result
     return run(*plan_softmax(x, axis, temperature, base, where, out, log=True))
+
+
+@overload
+def logsumexp(x: DaskArray, axis: Axis = None, b: ArrayLike | AnyArray | None = None,
+              keepdims: bool = False, return_sign: Literal[False] = False, *,
+              where: Mask = None) -> DaskArray: ...
+@overload
+def logsumexp(x: DaskArray, axis: Axis = None, b: ArrayLike | AnyArray | None = None,
+              keepdims: bool = False, return_sign: Literal[True] = ..., *,
+              where: Mask = None) -> tuple[DaskArray, DaskArray]: ...
+@overload
+def logsumexp(x: ArrayAPIArray, axis: Axis = None, b: ArrayLike | AnyArray | None = None,
+              keepdims: bool = False, return_sign: Literal[False] = False, *,
+              where: Mask = None) -> ArrayAPIArray: ...
+@overload
+def logsumexp(x: ArrayAPIArray, axis: Axis = None, b: ArrayLike | AnyArray | None = None,
+              keepdims: bool = False, return_sign: Literal[True] = ..., *,
+              where: Mask = None) -> tuple[ArrayAPIArray, ArrayAPIArray]: ...
+@overload
+def logsumexp(x: ArrayLike, axis: None = None, b: ArrayLike | AnyArray | None = None,
+              keepdims: Literal[False] = False, return_sign: Literal[False] = False, *,
+              where: Mask = None) -> FloatScalar: ...
+@overload
+def logsumexp(x: ArrayLike, axis: None = None, b: ArrayLike | AnyArray | None = None,
+              keepdims: Literal[False] = False, return_sign: Literal[True] = ...,
+              *, where: Mask = None) -> tuple[FloatScalar, FloatScalar]: ...
+@overload
+def logsumexp(x: ArrayLike, axis: Axis = None, b: ArrayLike | AnyArray | None = None,
+              keepdims: bool = False, return_sign: Literal[False] = False, *,
+              where: Mask = None) -> FloatResult: ...
+@overload
+def logsumexp(x: ArrayLike, axis: Axis = None, b: ArrayLike | AnyArray | None = None,
+              keepdims: bool = False, return_sign: Literal[True] = ..., *,
+              where: Mask = None) -> tuple[FloatResult, FloatResult]: ...
 
 
 def logsumexp(x: Any, axis: Any = None, b: Any = None, keepdims: bool = False,

@@ -20,6 +20,7 @@ import numpy as np
 
 from . import _arguments as args
 from ._arguments import Scale
+from ._typing import Array, Axis, Namespace
 
 __all__ = ["Operand", "Plan", "operand", "plan_logsumexp", "plan_softmax"]
 
@@ -71,12 +72,13 @@ class Plan:
     def log(self) -> bool:
         return self.op == "log_softmax"
 
-    def replace(self, **changes) -> Plan:
+    def replace(self, **changes: Any) -> Plan:
         """A copy with some fields changed (a block's mask, no `out`)."""
         return dataclasses.replace(self, **changes)
 
 
-def plan_softmax(x, axis, temperature, base, where, out, *, log: bool) -> tuple[Any, Plan]:
+def plan_softmax(x: Any, axis: Axis, temperature: float, base: float | None, where: Any, out: Any,
+                 *, log: bool) -> tuple[Array, Plan]:
     """Check softmax's arguments once; return the input as the backend wants it, and the plan."""
     op: Op = "log_softmax" if log else "softmax"
     x, where = args.unmask(x, where)
@@ -109,7 +111,8 @@ def plan_softmax(x, axis, temperature, base, where, out, *, log: bool) -> tuple[
     return x, Plan("array_api", op, axes, scale, dtypes, mask=mask, out=out, xp=xp)
 
 
-def plan_logsumexp(x, axis, b, keepdims, return_sign, where) -> tuple[Any, Plan]:
+def plan_logsumexp(x: Any, axis: Axis, b: Any, keepdims: bool, return_sign: bool,
+                   where: Any) -> tuple[Array, Plan]:
     """Check logsumexp's arguments once (SciPy's rules: `a` and `b` broadcast, then `axis`)."""
     x, where = args.unmask(x, where)
     keepdims = args.check_bool(keepdims, "keepdims")
@@ -164,13 +167,13 @@ class Operand:
     """
 
     library: Library
-    xp: Any
-    data: Any          # the array in its library, real floating or integer
+    xp: Namespace
+    data: Array        # the array in its library, real floating or integer
     result: Any        # result dtype
     work: Any          # dtype computed in: float64 where the device has it
     device: Any = None
 
-    def computing(self):
+    def computing(self) -> contextlib.ExitStack[bool | None]:
         """The context of a computation: JAX's float64 switched on, no NumPy warnings."""
         from ._backends import array_api, merge
 
@@ -189,12 +192,12 @@ class Operand:
     def lazy(self) -> bool:
         return self.library == "dask"
 
-    def work_array(self, a=None):
+    def work_array(self, a: Array | None = None) -> Array:
         """`a` (default: the data) in the working dtype."""
         a = self.data if a is None else a
         return a if a.dtype == self.work else self.xp.astype(a, self.work)
 
-    def deliver(self, result, dtype=None):
+    def deliver(self, result: Array, dtype: Any = None) -> Any:
         """`result` in the result dtype; a 0-d NumPy result as a NumPy scalar."""
         dtype = self.result if dtype is None else dtype
         if result.dtype != dtype:
@@ -203,7 +206,7 @@ class Operand:
             return result[()]
         return result
 
-    def plan(self, op: Op, axes: tuple[int, ...], scale: Scale, mask=None) -> Plan:
+    def plan(self, op: Op, axes: tuple[int, ...], scale: Scale, mask: Array | None = None) -> Plan:
         """The plan of a softmax/log_softmax of this operand's data in the working dtype."""
         if self.library == "array_api":
             work = args.ArrayDtypes(self.work, self.work, True,
@@ -211,7 +214,7 @@ class Operand:
             return Plan("array_api", op, axes, scale, work, mask=mask, xp=self.xp)
         return Plan(self.library, op, axes, scale, self.work, mask=mask, xp=self.xp)
 
-    def asarray(self, a, dtype=None):
+    def asarray(self, a: Any, dtype: Any = None) -> Array:
         """Another argument (list, NumPy array, ...) as an array of this library."""
         xp = self.xp
         if self.library == "numpy":
@@ -227,7 +230,7 @@ class Operand:
         return arr if dtype is None else xp.astype(arr, dtype)
 
 
-def operand(x, name: str = "x") -> Operand:
+def operand(x: Any, name: str = "x") -> Operand:
     """Check an array argument once and choose its library's namespace."""
     library = args.library_of(x)
     if library == "numpy":
@@ -249,7 +252,7 @@ def operand(x, name: str = "x") -> Operand:
     return Operand("array_api", xp, data, d.result, d.work, d.device)
 
 
-def operand_mask(op: Operand, where, shape, name: str = "x"):
+def operand_mask(op: Operand, where: Any, shape: tuple[int, ...], name: str = "x") -> Array | None:
     """`where` checked and broadcast to `shape` in the operand's library (or None)."""
     if where is None:
         return None

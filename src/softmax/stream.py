@@ -19,15 +19,27 @@ import secrets
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, overload
 
 import numpy as np
 
 from ._backends import merge as _merge
 from ._backends import numpy as _numpy_backend
 from ._plan import Plan
+from ._typing import (
+    ArrayLike,
+    Axis,
+    FloatArray,
+    FloatResult,
+    FloatScalar,
+    NDArray,
+    NumpyScalar,
+)
 from ._arguments import (
     UNIT_SCALE,
+    Scale,
     as_float_array,
     normalize_axis,
     parse_scale,
@@ -96,12 +108,12 @@ class OnlineLogSumExp:
     (2.4170300162778333, 2.4170300162778333)
     """
 
-    def __init__(self, axis=None):
+    def __init__(self, axis: Axis | list[int] = None) -> None:
         if axis is not None and not isinstance(axis, (tuple, list)):
             normalize_axis(axis, 64)  # type check now; range check per chunk
         self._axis = tuple(axis) if isinstance(axis, list) else axis
-        self._batch_shape = None
-        self._dtype = None
+        self._batch_shape: tuple[int, ...] | None = None
+        self._dtype: np.dtype[Any] | None = None
         self._state = _merge.identity(np)
 
     # Pickles (Dask and multiprocessing move states between processes) carry
@@ -109,12 +121,12 @@ class OnlineLogSumExp:
     # a clear message instead of being misread.
     _PICKLE_FORMAT = 1
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         return {"format": self._PICKLE_FORMAT, "axis": self._axis,
                 "batch_shape": self._batch_shape, "dtype": self._dtype,
                 "state": tuple(np.asarray(a) for a in self._state)}
 
-    def __setstate__(self, state: dict) -> None:
+    def __setstate__(self, state: dict[str, Any]) -> None:
         fmt = state.get("format") if isinstance(state, dict) else None
         if fmt != self._PICKLE_FORMAT:
             raise ValueError(
@@ -130,11 +142,12 @@ class OnlineLogSumExp:
         return f"OnlineLogSumExp(axis={self._axis!r}) with batch shape {shape}"
 
     @property
-    def axis(self):
+    def axis(self) -> Axis:
         """The reduced axes, as given."""
         return self._axis
 
-    def _layout(self, chunk, where, name: str):
+    def _layout(self, chunk: ArrayLike, where: ArrayLike | None, name: str
+                ) -> tuple[FloatArray, tuple[int, ...], tuple[int, ...], NDArray[np.bool] | None]:
         chunk, where = unmask(chunk, where, name)
         arr = as_float_array(chunk, name)
         if arr.ndim == 0:
@@ -152,7 +165,7 @@ class OnlineLogSumExp:
         mask = where_mask(where, arr.shape)
         return arr, axes, batch, mask
 
-    def update(self, chunk, *, where=None):
+    def update(self, chunk: ArrayLike, *, where: ArrayLike | None = None) -> OnlineLogSumExp:
         """Fold a chunk into the state; returns the accumulator itself.
 
         Parameters
@@ -211,14 +224,14 @@ class OnlineLogSumExp:
             result._state = _merge.merge(np, self._state, other._state, _UNIT, _EPS64)
         return result
 
-    def _out(self, a):
+    def _out(self, a: NDArray[Any]) -> FloatResult:
         a = np.broadcast_to(a, self._batch_shape or ())
         dtype = self._dtype if self._dtype is not None else np.dtype(np.float64)
         a = a.astype(dtype)
         return a[()] if a.ndim == 0 else a
 
     @property
-    def logsumexp(self):
+    def logsumexp(self) -> FloatResult:
         """log(sum(exp(x))) over everything seen, per slice, in the chunks' dtype.
 
         ``-inf`` before the first chunk.
@@ -228,19 +241,19 @@ class OnlineLogSumExp:
             return self._out(hi + lo)
 
     @property
-    def max(self):
+    def max(self) -> FloatResult:
         """The largest value seen per slice (NaN if a NaN was seen), float64."""
         m = np.broadcast_to(self._state.m, self._batch_shape or ())
         return m[()] if m.ndim == 0 else m.copy()
 
     @property
-    def sumexp(self):
+    def sumexp(self) -> FloatResult:
         """``sum(exp(x - max))`` per slice, float64 (the count of +inf for max=+inf)."""
         with _merge.quiet():
             s = np.broadcast_to(self._state.r_hi + 1.0 + self._state.r_lo, self._batch_shape or ())
         return s[()] if s.ndim == 0 else s.copy()
 
-    def _normalize(self, chunk, where, log: bool):
+    def _normalize(self, chunk: ArrayLike, where: ArrayLike | None, log: bool) -> FloatResult:
         arr, axes, _, mask = self._layout(chunk, where, "chunk")
         if self._batch_shape is None:
             raise ValueError("chunk cannot be normalized before the first update")
@@ -249,7 +262,7 @@ class OnlineLogSumExp:
             state = _merge.State(*(np.expand_dims(np.broadcast_to(s, self._batch_shape), axes)
                                    for s in self._state))
             v = _merge.orient(np, arr.astype(np.float64), UNIT_SCALE, mask)
-            out = _merge.finish(np, v, state, _UNIT, log=log, exact=exact, eps=_EPS64)
+            out: FloatArray = _merge.finish(np, v, state, _UNIT, log=log, exact=exact, eps=_EPS64)
             if mask is not None:
                 out = np.where(mask, out, -np.inf if log else 0.0)
             # over: a float64 log-probability beyond float16's range rounds to -inf
@@ -258,7 +271,14 @@ class OnlineLogSumExp:
             return out.reshape(())[()]  # a scalar chunk: one slice of one element
         return out
 
-    def softmax(self, chunk, *, where=None):
+    @overload
+    def softmax(self, chunk: NDArray[Any], *, where: ArrayLike | None = None) -> FloatArray: ...
+    @overload
+    def softmax(self, chunk: NumpyScalar, *, where: ArrayLike | None = None) -> FloatScalar: ...
+    @overload
+    def softmax(self, chunk: ArrayLike, *, where: ArrayLike | None = None) -> FloatArray: ...
+
+    def softmax(self, chunk: ArrayLike, *, where: ArrayLike | None = None) -> FloatResult:
         """Second pass: the softmax of a chunk with respect to the whole stream.
 
         ``exp(x - logsumexp)`` computed as ``exp(x - m) / s``, as accurate as
@@ -278,7 +298,14 @@ class OnlineLogSumExp:
         """
         return self._normalize(chunk, where, log=False)
 
-    def log_softmax(self, chunk, *, where=None):
+    @overload
+    def log_softmax(self, chunk: NDArray[Any], *, where: ArrayLike | None = None) -> FloatArray: ...
+    @overload
+    def log_softmax(self, chunk: NumpyScalar, *, where: ArrayLike | None = None) -> FloatScalar: ...
+    @overload
+    def log_softmax(self, chunk: ArrayLike, *, where: ArrayLike | None = None) -> FloatArray: ...
+
+    def log_softmax(self, chunk: ArrayLike, *, where: ArrayLike | None = None) -> FloatResult:
         """Second pass: log_softmax of a chunk with respect to the whole stream.
 
         Parameters
@@ -296,12 +323,12 @@ class OnlineLogSumExp:
         return self._normalize(chunk, where, log=True)
 
 
-def _exact(dtype: np.dtype) -> bool:
+def _exact(dtype: np.dtype[Any]) -> bool:
     """Carry x - max in double-double only when float64 is not already wider."""
     return dtype.itemsize >= 8
 
 
-def _n_reduced(shape, axes) -> int:
+def _n_reduced(shape: tuple[int, ...], axes: tuple[int, ...]) -> int:
     return math.prod(shape[i] for i in axes)
 
 
@@ -312,7 +339,7 @@ _BYTES_ONE_PASS = 32
 _BYTES_TWO_PASS = 128
 
 
-def _progress_bar(progress, total: int):
+def _progress_bar(progress: bool | None, total: int) -> Any:
     if progress is False:
         return None
     if progress is None:
@@ -346,10 +373,10 @@ class _Blocks:
     block is done, so memory stays at a block or two.
     """
 
-    def __init__(self, path, dtype, offset: int, bar):
+    def __init__(self, path: Path, dtype: np.dtype[Any], offset: int, bar: Any) -> None:
         self.path, self.dtype, self.offset, self.bar = path, np.dtype(dtype), offset, bar
 
-    def read(self, start: int, count: int, dtype=None) -> np.ndarray:
+    def read(self, start: int, count: int, dtype: Any = None) -> NDArray[Any]:
         """A copy of elements [start, start + count), native byte order."""
         mm = np.memmap(self.path, dtype=self.dtype, mode="r",
                        offset=self.offset + start * self.dtype.itemsize, shape=(count,))
@@ -360,15 +387,17 @@ class _Blocks:
             self.bar.update(count * self.dtype.itemsize)
         return block
 
-    def write(self, start: int, values: np.ndarray) -> None:
+    def write(self, start: int, values: NDArray[Any]) -> None:
         mm = np.memmap(self.path, dtype=self.dtype, mode="r+",
                        offset=self.offset + start * self.dtype.itemsize, shape=(values.size,))
         mm[:] = values.reshape(-1)
         del mm
 
 
-def softmax_file(input_path, output_path, *, axis=-1, log=False, temperature=1.0, base=None,
-                 block_bytes=64 * 2**20, progress=None):
+def softmax_file(input_path: str | os.PathLike[str], output_path: str | os.PathLike[str], *,
+                 axis: Axis = -1, log: bool = False, temperature: float = 1.0,
+                 base: float | None = None, block_bytes: int = 64 * 2**20,
+                 progress: bool | None = None) -> Path:
     """Softmax of an array in a ``.npy`` file, written to another ``.npy`` file.
 
     The array may be far larger than memory: it is read in blocks of about
@@ -475,8 +504,11 @@ def softmax_file(input_path, output_path, *, axis=-1, log=False, temperature=1.0
     return output_path
 
 
-def _write_result(input_path, tmp_path, shape, axes, fortran, in_dtype, offset, result_dtype,
-                  out_offset, block_bytes, scale, *, log, temperature, base, progress):
+def _write_result(input_path: Path, tmp_path: Path, shape: tuple[int, ...],
+                  axes: tuple[int, ...], fortran: bool, in_dtype: np.dtype[Any], offset: int,
+                  result_dtype: np.dtype[Any], out_offset: int, block_bytes: int, scale: Scale,
+                  *, log: bool, temperature: float, base: float | None,
+                  progress: bool | None) -> None:
     """Fill the output file (already created with its header) block by block."""
     # A Fortran-order file is the C-order file of the transposed array.
     c_shape = shape[::-1] if fortran else shape
@@ -511,7 +543,7 @@ def _write_result(input_path, tmp_path, shape, axes, fortran, in_dtype, offset, 
             bar.close()
 
 
-def _npy_problem(path, exc) -> str:
+def _npy_problem(path: Path, exc: BaseException) -> str:
     """Why a .npy file cannot be mapped, naming the file: truncated, or not .npy."""
     name = str(path)
     try:
@@ -556,7 +588,7 @@ def _temporary_beside(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _replaced_on_success(path: Path):
+def _replaced_on_success(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it to `path` only on success.
 
     On any exception (KeyboardInterrupt and SystemExit included) the
@@ -577,7 +609,7 @@ class _Terminated(BaseException):
 
 
 @contextlib.contextmanager
-def _sigterm_raises():
+def _sigterm_raises() -> Iterator[None]:
     """While writing, let SIGTERM unwind the stack before the process dies.
 
     Only when SIGTERM still has its default action (which kills the process
@@ -592,7 +624,7 @@ def _sigterm_raises():
         yield
         return
 
-    def handler(signum, frame):
+    def handler(signum: int, frame: object) -> None:
         raise _Terminated()
 
     signal.signal(signal.SIGTERM, handler)
@@ -607,7 +639,8 @@ def _sigterm_raises():
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _one_pass(reader, writer, dims, budget, plan):
+def _one_pass(reader: _Blocks, writer: _Blocks, dims: tuple[int, int, int], budget: int,
+              plan: Plan) -> None:
     n_outer, n_red, n_inner = dims
     slab = n_red * n_inner
     per_block = max(1, budget // slab)
@@ -617,7 +650,8 @@ def _one_pass(reader, writer, dims, budget, plan):
         writer.write(a0 * slab, _numpy_backend.run(x, plan))
 
 
-def _two_pass(reader, writer, dims, budget, scale, *, log, exact):
+def _two_pass(reader: _Blocks, writer: _Blocks, dims: tuple[int, int, int], budget: int,
+              scale: Scale, *, log: bool, exact: bool) -> None:
     """Slices longer than a block: pass 1 merges states, pass 2 writes."""
     n_outer, n_red, n_inner = dims
     ps = _merge.positive_scale(scale)
@@ -625,7 +659,7 @@ def _two_pass(reader, writer, dims, budget, scale, *, log, exact):
     rows = max(1, budget // width)
     f8 = np.float64
 
-    def blocks(a, c0, c1):
+    def blocks(a: int, c0: int, c1: int) -> Iterator[tuple[int, int, int]]:
         # (first element, rows, columns) of each contiguous piece of x[a, :, c0:c1]
         for k0 in range(0, n_red, rows):
             k1 = min(n_red, k0 + rows)

@@ -13,17 +13,24 @@ public layer (enforced by import-linter in CI).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # a type only: backends never import the plan's module at run time
+    from .._plan import Plan
 
 __all__ = ["run"]
 
 
-def run(x: Any, plan) -> Any:
+def run(x: Any, plan: Plan) -> Any:
     """Run `plan` on `x` with the backend the plan names: the one dispatch point."""
     if plan.library == "numpy":
-        from . import numpy as backend
-    elif plan.library == "dask":
-        from . import dask as backend
-    else:
-        from . import array_api as backend
-    return backend.run(x, plan)
+        from . import numpy as numpy_backend
+
+        return numpy_backend.run(x, plan)
+    if plan.library == "dask":
+        from . import dask as dask_backend
+
+        return dask_backend.run(x, plan)
+    from . import array_api as array_api_backend
+
+    return array_api_backend.run(x, plan)

@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any, ContextManager, cast
 
 from . import merge
+from .._typing import Array, Namespace
+
+if TYPE_CHECKING:  # a type only: backends never import the plan's module at run time
+    from .._plan import Plan
 
 __all__ = [
     "as_library",
@@ -30,7 +34,7 @@ __all__ = [
 ]
 
 
-def namespace(x):
+def namespace(x: Any) -> Namespace:
     """The array-API namespace of x (array-api-compat for PyTorch, CuPy and Dask)."""
     if hasattr(x, "__array_namespace__"):
         return x.__array_namespace__()
@@ -44,11 +48,11 @@ def namespace(x):
     return array_api_compat.array_namespace(x)
 
 
-def _is_jax(xp) -> bool:
+def _is_jax(xp: Namespace) -> bool:
     return getattr(xp, "__name__", "") == "jax.numpy"
 
 
-def default_float_for_ints(xp):
+def default_float_for_ints(xp: Namespace) -> Any:
     """Integers promote to float64 (the package's rule), except in a library
     that has no float64 for the user (JAX without x64): its default float."""
     if _is_jax(xp):
@@ -59,7 +63,7 @@ def default_float_for_ints(xp):
     return None
 
 
-def wide(xp):
+def wide(xp: Namespace) -> ContextManager[Any]:
     """JAX has float64 only under ``jax_enable_x64``: switch it on for this
     call (a thread-local context), so float32 is computed in float64 as on
     every other path. Other libraries: nothing to do."""
@@ -67,11 +71,11 @@ def wide(xp):
         import jax
 
         if not jax.config.jax_enable_x64:
-            return jax.enable_x64(True)
+            return cast(ContextManager[Any], jax.enable_x64(True))
     return contextlib.nullcontext()
 
 
-def device_of(x):
+def device_of(x: Array) -> Any:
     dev = getattr(x, "device", None)
     if dev is None or callable(dev):
         import array_api_compat
@@ -80,7 +84,7 @@ def device_of(x):
     return dev
 
 
-def has_float64(xp, device) -> bool:
+def has_float64(xp: Namespace, device: Any) -> bool:
     info = getattr(xp, "__array_namespace_info__", None)
     if info is None:
         return True
@@ -90,11 +94,11 @@ def has_float64(xp, device) -> bool:
         return "float64" in info().dtypes(kind="real floating")
 
 
-def _astype(xp, x, dtype):
+def _astype(xp: Namespace, x: Array, dtype: Any) -> Array:
     return x if x.dtype == dtype else merge._astype(xp, x, dtype)
 
 
-def as_library(a, xp, device):
+def as_library(a: Any, xp: Namespace, device: Any) -> Array:
     """`a` as an array of xp on `device` (from NumPy, lists or scalars)."""
     try:
         if namespace(a) is xp:
@@ -106,7 +110,7 @@ def as_library(a, xp, device):
     return xp.asarray(np.asarray(a), device=device)
 
 
-def _deliver(result, out):
+def _deliver(result: Array, out: Array | None) -> Array:
     """Return result, or copy it into the caller's `out` (shape and dtype checked)."""
     if out is None:
         return result
@@ -119,7 +123,7 @@ def _deliver(result, out):
     return out
 
 
-def run(x: Any, plan) -> Any:
+def run(x: Any, plan: Plan) -> Any:
     xp = plan.xp
     with wide(xp), merge.quiet():
         if plan.op == "logsumexp":
@@ -127,7 +131,7 @@ def run(x: Any, plan) -> Any:
         return _softmax_family(xp, x, plan)
 
 
-def _softmax_family(xp, x, plan):
+def _softmax_family(xp: Namespace, x: Array, plan: Plan) -> Array:
     dt = plan.result_dtype
     axes, keep = plan.axes, plan.mask
     shape = tuple(x.shape)
@@ -150,7 +154,7 @@ def _softmax_family(xp, x, plan):
     return _deliver(res, plan.out)
 
 
-def _logsumexp(xp, x, plan):
+def _logsumexp(xp: Namespace, x: Array, plan: Plan) -> Any:
     dt = plan.result_dtype
     axes, keep, b = plan.axes, plan.mask, plan.b
     shape = tuple(x.shape)

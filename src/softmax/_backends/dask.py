@@ -17,11 +17,17 @@ from __future__ import annotations
 
 import math
 from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import merge
 from . import numpy as numpy_backend
+from .._typing import Array, NDArray
+from .scale import Scale
+
+if TYPE_CHECKING:  # a type only: backends never import the plan's module at run time
+    from .._plan import Plan
 
 __all__ = ["run"]
 
@@ -29,23 +35,24 @@ _EPS = float(np.finfo(np.float64).eps)
 STATE_DTYPE = np.dtype([("m", "f8"), ("r_hi", "f8"), ("r_lo", "f8")])
 
 
-def _da():
+def _da() -> Any:
     import dask.array as da  # the plan was built from a Dask array: dask is there
 
     return da
 
 
-def _pack(state: merge.State) -> np.ndarray:
+def _pack(state: merge.State) -> NDArray[np.void]:
     packed = np.empty(np.shape(state.m), dtype=STATE_DTYPE)
     packed["m"], packed["r_hi"], packed["r_lo"] = state
     return packed
 
 
-def _unpack(packed: np.ndarray) -> merge.State:
+def _unpack(packed: NDArray[np.void]) -> merge.State:
     return merge.State(packed["m"], packed["r_hi"], packed["r_lo"])
 
 
-def _state_chunk(v, axis, keepdims, *, ps, exact, computing_meta=False, **kwargs):
+def _state_chunk(v: NDArray[Any], axis: tuple[int, ...], keepdims: bool, *, ps: merge.PositiveScale,
+                 exact: bool, computing_meta: bool = False, **kwargs: Any) -> NDArray[np.void]:
     """Reduction step 1: the state of one chunk (axes kept as length 1)."""
     kept = tuple(1 if i in axis else n for i, n in enumerate(v.shape))
     if computing_meta or math.prod(v.shape[i] for i in axis) == 0:
@@ -55,7 +62,9 @@ def _state_chunk(v, axis, keepdims, *, ps, exact, computing_meta=False, **kwargs
     return _pack(state)
 
 
-def _state_combine(packed, axis, keepdims, *, ps, computing_meta=False, **kwargs):
+def _state_combine(packed: NDArray[np.void], axis: tuple[int, ...], keepdims: bool, *,
+                   ps: merge.PositiveScale, computing_meta: bool = False,
+                   **kwargs: Any) -> NDArray[np.void]:
     """Reduction steps 2 and 3: merge the states laid side by side along `axis`."""
     if computing_meta:
         return packed
@@ -67,7 +76,8 @@ def _state_combine(packed, axis, keepdims, *, ps, computing_meta=False, **kwargs
     return packed if keepdims else np.squeeze(packed, axis=axis)
 
 
-def _states(da, v, axes, ps, exact, name="softmax-state"):
+def _states(da: Any, v: Array, axes: tuple[int, ...], ps: merge.PositiveScale, exact: bool,
+            name: str = "softmax-state") -> Array:
     return da.reduction(
         v,
         partial(_state_chunk, ps=ps, exact=exact),
@@ -82,7 +92,9 @@ def _states(da, v, axes, ps, exact, name="softmax-state"):
     )
 
 
-def _finish_block(v, packed, keep=None, *, ps, log, exact, dtype):
+def _finish_block(v: NDArray[Any], packed: NDArray[np.void], keep: NDArray[Any] | None = None, *,
+                  ps: merge.PositiveScale, log: bool, exact: bool,
+                  dtype: np.dtype[Any]) -> Array:
     with merge.quiet():
         out = merge.finish(np, v, _unpack(packed), ps, log=log, exact=exact, eps=_EPS)
     if keep is not None:
@@ -90,7 +102,7 @@ def _finish_block(v, packed, keep=None, *, ps, log, exact, dtype):
     return out.astype(dtype)
 
 
-def _orient(da, x, scale, keep):
+def _orient(da: Any, x: Array, scale: Scale, keep: Array | None) -> Array:
     v = x.astype(np.float64)
     if scale.sign < 0:
         v = -v
@@ -101,32 +113,32 @@ def _orient(da, x, scale, keep):
     return v
 
 
-def _aligned(block: np.ndarray) -> np.ndarray:
+def _aligned(block: NDArray[Any]) -> NDArray[Any]:
     """A block as the C core reads it: a block unpickled on a worker may sit at
     any offset of a received buffer (unaligned); layout, not checking."""
     return block if block.flags.aligned else block.copy()
 
 
-def _block(plan, block, keep=None):
+def _block(plan: Plan, block: NDArray[Any], keep: NDArray[Any] | None = None) -> Any:
     """One block through the NumPy backend with the call's plan (no re-checking)."""
     return numpy_backend.run(_aligned(block),
                              plan.replace(library="numpy", mask=keep, out=None, b=None))
 
 
-def run(x, plan):
+def run(x: Array, plan: Plan) -> Any:
     if plan.op == "logsumexp":
         return _logsumexp(x, plan)
     return _softmax_family(x, plan)
 
 
-def _softmax_family(x, plan):
+def _softmax_family(x: Array, plan: Plan) -> Array:
     da = _da()
     dtype, axes, keep, log = plan.result_dtype, plan.axes, plan.mask, plan.log
     meta = np.empty((0,) * x.ndim, dtype)
     if not axes or all(len(x.chunks[i]) == 1 for i in axes):
         # Whole slices in every block: the C core, bit for bit as NumPy.
         fn = partial(_block, plan)
-        args = (x,) if keep is None else (x, keep)
+        args: tuple[Array, ...] = (x,) if keep is None else (x, keep)
         return da.map_blocks(fn, *args, dtype=dtype, meta=meta)
     exact = dtype == np.float64
     ps = merge.positive_scale(plan.scale)
@@ -140,13 +152,14 @@ def _softmax_family(x, plan):
 # ---------------------------------------------------------------- logsumexp
 
 
-def _lse_block(packed, *, dtype):
+def _lse_block(packed: NDArray[np.void], *, dtype: np.dtype[Any]) -> Array:
     with merge.quiet():
         hi, lo = merge.log_total(np, _unpack(packed))
         return (hi + lo).astype(dtype)
 
 
-def _block_logsumexp(plan, block, keep=None):
+def _block_logsumexp(plan: Plan, block: NDArray[Any], keep: NDArray[Any] | None = None
+                     ) -> NDArray[Any]:
     lone = plan.replace(library="numpy", mask=keep, keepdims=True, return_sign=False, b=None)
     return np.asarray(numpy_backend.run(_aligned(block), lone))
 
@@ -154,7 +167,9 @@ def _block_logsumexp(plan, block, keep=None):
 WEIGHTED_DTYPE = np.dtype([("m", "f8"), ("s", "f8")])
 
 
-def _weighted_chunk(xb, bb=None, axis=None, keepdims=True, computing_meta=False, **kwargs):
+def _weighted_chunk(xb: NDArray[Any], bb: NDArray[Any] | None = None,
+                    axis: Any = None, keepdims: bool = True,  # dask passes the axes
+                    computing_meta: bool = False, **kwargs: Any) -> NDArray[np.void]:
     """The weighted (max log-term, sum) state of one chunk (`merge.weighted_state`)."""
     kept = tuple(1 if i in axis else n for i, n in enumerate(xb.shape))
     packed = np.empty(kept, dtype=WEIGHTED_DTYPE)
@@ -166,7 +181,8 @@ def _weighted_chunk(xb, bb=None, axis=None, keepdims=True, computing_meta=False,
     return packed
 
 
-def _weighted_combine(packed, axis, keepdims, computing_meta=False, **kwargs):
+def _weighted_combine(packed: NDArray[np.void], axis: tuple[int, ...], keepdims: bool,
+                      computing_meta: bool = False, **kwargs: Any) -> NDArray[np.void]:
     if computing_meta:
         return packed
     out = np.empty(tuple(1 if i in axis else n for i, n in enumerate(packed.shape)),
@@ -176,13 +192,14 @@ def _weighted_combine(packed, axis, keepdims, computing_meta=False, **kwargs):
     return out
 
 
-def _weighted_value(packed, *, dtype, sign=False):
+def _weighted_value(packed: NDArray[np.void], *, dtype: np.dtype[Any], sign: bool = False
+                    ) -> Array:
     with merge.quiet():
         value, sgn = merge.weighted_value(np, packed["m"], packed["s"])
     return (sgn if sign else value).astype(dtype)
 
 
-def _logsumexp(x, plan):
+def _logsumexp(x: Array, plan: Plan) -> Any:
     da = _da()
     dtype, keep, b = plan.result_dtype, plan.mask, plan.b
     axes = plan.axes

@@ -38,10 +38,11 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Any, NamedTuple
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 
+from .._typing import Array, Namespace
 from .scale import Scale
 
 __all__ = [
@@ -103,13 +104,13 @@ def positive_scale(scale: Scale) -> PositiveScale:
 
 
 @contextlib.contextmanager
-def quiet():
+def quiet() -> Iterator[None]:
     """NumPy warns about inf - inf and exp overflow that the code masks out."""
     with np.errstate(all="ignore"):
         yield
 
 
-def _astype(xp, x, dtype):
+def _astype(xp: Namespace, x: Array, dtype: Any) -> Array:
     astype = getattr(xp, "astype", None)
     return astype(x, dtype) if astype is not None else x.astype(dtype)
 
@@ -126,7 +127,7 @@ def _split_constants(eps: float) -> tuple[float, float]:
     return 2.0**half + 1.0, 2.0 ** (max_exponent - half - 1)
 
 
-def two_sum(a, b):
+def two_sum(a: Any, b: Any) -> tuple[Any, Any]:
     """a + b = s + e exactly (Knuth); commutative bit for bit."""
     s = a + b
     bb = s - a
@@ -134,14 +135,14 @@ def two_sum(a, b):
     return s, e
 
 
-def _split(a, splitter: float):
+def _split(a: Any, splitter: float) -> tuple[Any, Any]:
     """Veltkamp's split of a into a_hi + a_lo, each with half the bits."""
     t = a * splitter
     hi = t - (t - a)
     return hi, a - hi
 
 
-def two_prod(a, b):
+def two_prod(a: Any, b: Any) -> tuple[Any, Any]:
     """a * b = p + err exactly, for float64 a and b (Dekker; no fused multiply-add
     in the array API). Products beyond 2^996 would overflow the split."""
     p = a * b
@@ -150,7 +151,7 @@ def two_prod(a, b):
     return p, ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
 
 
-def _two_prod_err(xp, a, b: float, eps: float):
+def _two_prod_err(xp: Namespace, a: Array, b: float, eps: float) -> Array:
     """The rounding error of a * b (Dekker), for an array a and a float b.
 
     Where |a| is so large that splitting would overflow the error is taken
@@ -165,7 +166,8 @@ def _two_prod_err(xp, a, b: float, eps: float):
     return ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
 
 
-def _shifted(xp, v, m, ps: PositiveScale, exact: bool, eps: float):
+def _shifted(xp: Namespace, v: Array, m: Array, ps: PositiveScale, exact: bool, eps: float
+             ) -> tuple[Array, Array | None]:
     """y = |c| (v - m) as hi + lo, for finite v and m.
 
     A difference of finite scores can overflow (1.7e308 - -1.7e308), and so
@@ -188,7 +190,7 @@ def _shifted(xp, v, m, ps: PositiveScale, exact: bool, eps: float):
     return y_hi, xp.where(xp.isfinite(y_hi), y_lo, 0.0)
 
 
-def orient(xp, x, scale: Scale, keep=None):
+def orient(xp: Namespace, x: Array, scale: Scale, keep: Array | None = None) -> Array:
     """Scores as the state sees them: v = sign * x, masked entries -inf.
 
     For temperature inf every finite score counts the same, so finite
@@ -202,14 +204,14 @@ def orient(xp, x, scale: Scale, keep=None):
     return v
 
 
-def _n_terms(shape, axes) -> int:
+def _n_terms(shape: tuple[int, ...], axes: tuple[int, ...]) -> int:
     n = 1
     for ax in axes:
         n *= shape[ax]
     return n
 
 
-def exact_sum(xp, e, axes: tuple[int, ...], eps: float):
+def exact_sum(xp: Namespace, e: Array, axes: tuple[int, ...], eps: float) -> tuple[Array, Array]:
     """Sum of non-negative e over axes, as hi + lo, accurate to ~eps^2.
 
     Two error-free extractions (Rump, Ogita, Oishi, "Accurate floating-point
@@ -237,18 +239,19 @@ def exact_sum(xp, e, axes: tuple[int, ...], eps: float):
     return _renormalize(hi, lo + t3)
 
 
-def _renormalize(hi, lo):
+def _renormalize(hi: Array, lo: Array) -> tuple[Array, Array]:
     s = hi + lo
     return s, lo - (s - hi)
 
 
-def dd_add(a_hi, a_lo, b_hi, b_lo):
+def dd_add(a_hi: Array, a_lo: Array, b_hi: Array, b_lo: Array) -> tuple[Array, Array]:
     """(a_hi + a_lo) + (b_hi + b_lo) in double-double; commutative bit for bit."""
     s, e = two_sum(a_hi, b_hi)
     return _renormalize(s, e + (a_lo + b_lo))
 
 
-def chunk_state(xp, v, axes: tuple[int, ...], ps: PositiveScale, *, exact: bool, eps: float) -> State:
+def chunk_state(xp: Namespace, v: Array, axes: tuple[int, ...], ps: PositiveScale, *, exact: bool,
+                eps: float) -> State:
     """The state of each slice of v (reduced over `axes`, kept as length 1).
 
     v holds oriented scores in the working dtype, masked entries already
@@ -285,7 +288,8 @@ def chunk_state(xp, v, axes: tuple[int, ...], ps: PositiveScale, *, exact: bool,
     return State(m, r_hi, r_lo)
 
 
-def identity(xp, shape=(), dtype=None, device=None) -> State:
+def identity(xp: Namespace, shape: tuple[int, ...] = (), dtype: Any = None,
+             device: Any = None) -> State:
     """The state of an empty slice: merging with it changes nothing."""
     kw = {} if device is None else {"device": device}
     dtype = xp.float64 if dtype is None else dtype
@@ -296,7 +300,8 @@ def identity(xp, shape=(), dtype=None, device=None) -> State:
     )
 
 
-def _dd_mul(xp, a_hi, a_lo, b_hi, b_lo, eps):
+def _dd_mul(xp: Namespace, a_hi: Array, a_lo: Array, b_hi: Array, b_lo: Array, eps: float
+            ) -> tuple[Array, Array]:
     """(a_hi + a_lo) * (b_hi + b_lo) for non-negative values below 2^500."""
     splitter, _ = _split_constants(eps)
     p = a_hi * b_hi
@@ -306,7 +311,7 @@ def _dd_mul(xp, a_hi, a_lo, b_hi, b_lo, eps):
     return _renormalize(p, err + (a_hi * b_lo + a_lo * b_hi))
 
 
-def merge(xp, a: State, b: State, ps: PositiveScale, eps: float) -> State:
+def merge(xp: Namespace, a: State, b: State, ps: PositiveScale, eps: float) -> State:
     """a + b by the (max, sum) rule, without NaN from -inf/-inf or inf/inf.
 
     Commutative bit for bit: the state with the larger max is always the
@@ -341,11 +346,11 @@ def merge(xp, a: State, b: State, ps: PositiveScale, eps: float) -> State:
     return State(m, r_hi, r_lo)
 
 
-def merge_along(xp, state: State, axis: int, ps: PositiveScale, eps: float) -> State:
+def merge_along(xp: Namespace, state: State, axis: int, ps: PositiveScale, eps: float) -> State:
     """Merge the states laid side by side along `axis` (kept as length 1)."""
     n = state.m.shape[axis]
 
-    def part(x, i):
+    def part(x: Array, i: int) -> Array:
         index = [slice(None)] * x.ndim
         index[axis] = slice(i, i + 1)
         return x[tuple(index)]
@@ -356,7 +361,7 @@ def merge_along(xp, state: State, axis: int, ps: PositiveScale, eps: float) -> S
     return acc
 
 
-def log_total(xp, state: State):
+def log_total(xp: Namespace, state: State) -> tuple[Array, Array]:
     """logsumexp of the slices (unit scale) as hi + lo: m + log1p(r)."""
     m, r_hi, r_lo = state
     finite = xp.isfinite(m)
@@ -371,7 +376,8 @@ def log_total(xp, state: State):
     return hi, lo
 
 
-def finish(xp, v, state: State, ps: PositiveScale, *, log: bool, exact: bool, eps: float):
+def finish(xp: Namespace, v: Array, state: State, ps: PositiveScale, *, log: bool, exact: bool,
+           eps: float) -> Array:
     """softmax (or log_softmax) of v given the state of its whole slice.
 
     The same arithmetic as the C core's last pass: p = exp(y) / s with one
@@ -423,7 +429,8 @@ def finish(xp, v, state: State, ps: PositiveScale, *, log: bool, exact: bool, ep
 # the ulp promise of the unweighted path.
 
 
-def weighted_state(xp, x, b, keep, axes: tuple[int, ...]):
+def weighted_state(xp: Namespace, x: Array, b: Array, keep: Array | None, axes: tuple[int, ...]
+                   ) -> tuple[Array, Array]:
     """(m, s): the largest log-term and sum sign(b) exp(x + log|b| - m), per slice.
 
     +inf entries decide a slice alone: +-inf, or NaN when their weights
@@ -448,7 +455,7 @@ def weighted_state(xp, x, b, keep, axes: tuple[int, ...]):
     return m, s
 
 
-def weighted_merge(xp, m, s, axes: tuple[int, ...]):
+def weighted_merge(xp: Namespace, m: Array, s: Array, axes: tuple[int, ...]) -> tuple[Array, Array]:
     """Merge (m, s) states laid side by side along `axes` (kept as length 1)."""
     big = xp.max(m, axis=axes, keepdims=True)
     factor = xp.where(m == big, 1.0,
@@ -458,7 +465,7 @@ def weighted_merge(xp, m, s, axes: tuple[int, ...]):
     return big, total
 
 
-def weighted_value(xp, m, s):
+def weighted_value(xp: Namespace, m: Array, s: Array) -> tuple[Array, Array]:
     """(log|sum|, sign(sum)) of a weighted state."""
     value = xp.log(xp.abs(s)) + xp.where(xp.isfinite(m), m, 0.0)
     return value, xp.sign(s)
@@ -467,7 +474,7 @@ def weighted_value(xp, m, s):
 # ---- temperature 0: the hard max --------------------------------------------------
 
 
-def hard_max(xp, v, keep, axes: tuple[int, ...], dtype):
+def hard_max(xp: Any, v: Any, keep: Any, axes: tuple[int, ...], dtype: Any) -> tuple[Any, Any, Any]:
     """The temperature -> 0 limit of softmax(v) over `axes`: (winners, shares).
 
     Tied maxima share the mass equally; NaN in a kept entry makes the kept

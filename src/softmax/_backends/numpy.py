@@ -10,13 +10,17 @@ here with NumPy, by the same rules.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import _core
 from .scale import UNIT_SCALE
 from . import merge
+from .._typing import NDArray
+
+if TYPE_CHECKING:  # a type only: backends never import the plan's module at run time
+    from .._plan import Plan
 
 __all__ = ["axes_back", "axes_last", "run"]
 
@@ -26,12 +30,12 @@ __all__ = ["axes_back", "axes_last", "run"]
 _CORE_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _core_dtype(dtype: np.dtype) -> np.dtype:
+def _core_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
     """float16/32/64 natively; longdouble (beyond the core) in float64."""
     return dtype if dtype in _CORE_DTYPES else np.dtype(np.float64)
 
 
-def axes_last(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+def axes_last(a: NDArray[Any], axes: tuple[int, ...]) -> NDArray[Any]:
     """View (or, for several axes, possibly a copy) with `axes` merged last."""
     moved = np.moveaxis(a, axes, range(a.ndim - len(axes), a.ndim))
     if len(axes) == 1:
@@ -41,7 +45,8 @@ def axes_last(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     return moved.reshape(outer + (math.prod(moved.shape[len(outer):]),))
 
 
-def axes_back(a_last: np.ndarray, like_shape, axes: tuple[int, ...]) -> np.ndarray:
+def axes_back(a_last: NDArray[Any], like_shape: tuple[int, ...], axes: tuple[int, ...]
+              ) -> NDArray[Any]:
     """Inverse of `axes_last` for an array shaped like the moved one."""
     ndim = len(like_shape)
     moved_shape = tuple(like_shape[i] for i in range(ndim) if i not in axes) + tuple(
@@ -50,7 +55,7 @@ def axes_back(a_last: np.ndarray, like_shape, axes: tuple[int, ...]) -> np.ndarr
     return np.moveaxis(a_last.reshape(moved_shape), range(ndim - len(axes), ndim), axes)
 
 
-def _no_internal_overlap(a: np.ndarray) -> bool:
+def _no_internal_overlap(a: NDArray[Any]) -> bool:
     """True if no two elements of `a` share memory (sufficient test).
 
     Sorted by |stride|, each axis must step past everything the smaller
@@ -65,7 +70,8 @@ def _no_internal_overlap(a: np.ndarray) -> bool:
     return True
 
 
-def _writes_in_place(out_last: np.ndarray, x_last: np.ndarray, mask_last) -> bool:
+def _writes_in_place(out_last: NDArray[Any], x_last: NDArray[Any],
+                     mask_last: NDArray[Any] | None) -> bool:
     """Can the core write straight into `out_last`?
 
     Only when it is a view of out (no copy was needed to lay it out) and it
@@ -84,16 +90,18 @@ def _writes_in_place(out_last: np.ndarray, x_last: np.ndarray, mask_last) -> boo
     return mask_last is None or not np.may_share_memory(out_last, mask_last)
 
 
-def _hard(x_last, mask_last, sign: float, log: bool) -> np.ndarray:
+def _hard(x_last: NDArray[Any], mask_last: NDArray[Any] | None, sign: float,
+          log: bool) -> NDArray[Any]:
     """Temperature 0 on the last axis: the hard max of sign * x (`merge.hard_max`)."""
     if x_last.shape[-1] == 0:
         return np.empty(x_last.shape)
     with merge.quiet():  # a signaling NaN raises the flag in sign * x
         _, p, _ = merge.hard_max(np, sign * x_last, mask_last, (-1,), np.float64)
-        return np.log(p) if log else p
+        result: NDArray[Any] = np.log(p) if log else p
+        return result
 
 
-def run(x: np.ndarray, plan) -> Any:
+def run(x: NDArray[Any], plan: Plan) -> Any:
     if x.dtype.itemsize > 8 and plan.b is None:
         # longdouble: beyond what the core computes in (float64 would overflow
         # at 1e4000); the merge formulas in NumPy's own longdouble arithmetic.
@@ -103,7 +111,7 @@ def run(x: np.ndarray, plan) -> Any:
     return _softmax_family(x, plan)
 
 
-def _wide_float(x: np.ndarray, plan):
+def _wide_float(x: NDArray[Any], plan: Plan) -> Any:
     axes = plan.axes if plan.axes else (x.ndim,)
     v = x if plan.axes else x[..., np.newaxis]
     keep = plan.mask if plan.axes or plan.mask is None else plan.mask[..., np.newaxis]
@@ -137,7 +145,7 @@ def _wide_float(x: np.ndarray, plan):
     return _finish(res, plan.out, plan.result_dtype)
 
 
-def _softmax_family(arr: np.ndarray, plan):
+def _softmax_family(arr: NDArray[Any], plan: Plan) -> Any:
     result_dtype = plan.result_dtype
     work_dtype = _core_dtype(result_dtype)
     axes, mask, out, scale, log = plan.axes, plan.mask, plan.out, plan.scale, plan.log
@@ -181,7 +189,7 @@ def _softmax_family(arr: np.ndarray, plan):
     return result if result is out else _finish(result, out, result_dtype)
 
 
-def _finish(result: np.ndarray, out, dtype: np.dtype):
+def _finish(result: NDArray[Any], out: NDArray[Any] | None, dtype: np.dtype[Any]) -> Any:
     """Deliver `result` in the caller's dtype: into `out`, or as a new array."""
     # over: a float64 result beyond float16's range rounds to +-inf, which is
     # its correct rounding, not an accident to warn about.
@@ -193,12 +201,12 @@ def _finish(result: np.ndarray, out, dtype: np.dtype):
     return result[()] if result.ndim == 0 else result
 
 
-def _logsumexp(arr: np.ndarray, plan):
+def _logsumexp(arr: NDArray[Any], plan: Plan) -> Any:
     result_dtype = plan.result_dtype
     work_dtype = _core_dtype(result_dtype)
     axes, mask, b = plan.axes, plan.mask, plan.b
 
-    def last(a):
+    def last(a: NDArray[Any]) -> NDArray[Any]:
         return axes_last(a, axes) if axes else a[..., np.newaxis]
 
     x_last = last(arr)

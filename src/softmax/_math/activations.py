@@ -18,12 +18,24 @@ plus 2**-29).
 from __future__ import annotations
 
 import math
+from typing import Any, Callable, overload
 
 import numpy as np
 
 from .._arguments import log_double_double, real_number
 from .._backends.merge import two_prod, two_sum
 from .._plan import operand
+from .._typing import (
+    Array,
+    ArrayAPIArray,
+    ArrayLike,
+    DaskArray,
+    FloatArray,
+    FloatScalar,
+    Namespace,
+    NDArray,
+    NumpyScalar,
+)
 
 __all__ = [
     "base_from_temperature",
@@ -47,14 +59,14 @@ _LOGIT_TINY = 2.0**-30
 # package's one copy of the error-free transformations (backends/merge).
 
 
-def _pow2(xp, k):
+def _pow2(xp: Namespace, k: Array) -> tuple[Array, Array]:
     """2**k for integer-valued float64 k in [-1155, 0], exactly (two normal factors)."""
     k1 = xp.floor(k / 2.0)
     two = xp.full_like(k, 2.0)
     return xp.pow(two, k1), xp.pow(two, k - k1)
 
 
-def _exp_dd(xp, y):
+def _exp_dd(xp: Namespace, y: Array) -> tuple[Array, Array]:
     """exp(y) for y <= 0 (or NaN) as hi + lo, relative error about 2**-54.
 
     y = k ln 2 + r exactly (r as a TwoSum pair), exp(r) = 1 + expm1(r) with
@@ -74,12 +86,12 @@ def _exp_dd(xp, y):
     return (c_hi * s1) * s2, (c_lo * s1) * s2
 
 
-def _minus_abs(xp, x):
+def _minus_abs(xp: Namespace, x: Array) -> Array:
     """-|x|, written as the branch that autograd differentiates correctly at 0."""
     return xp.where(x < 0, x, -x)
 
 
-def _sigmoid64(xp, x):
+def _sigmoid64(xp: Namespace, x: Array) -> Array:
     e_hi, e_lo = _exp_dd(xp, _minus_abs(xp, x))
     neg = x < 0
     # sigmoid(x) = n / (1 + e) with e = exp(-|x|): n = 1 for x >= 0, n = e
@@ -94,7 +106,7 @@ def _sigmoid64(xp, x):
     return q + (remainder + n_lo - q * s_lo) / s_hi
 
 
-def _log_sigmoid64(xp, x):
+def _log_sigmoid64(xp: Namespace, x: Array) -> Array:
     # log sigmoid(x) = min(x, 0) - log1p(exp(-|x|)): no overflow, and for
     # large x the tiny negative value survives (no log of a rounded 1).
     e_hi, e_lo = _exp_dd(xp, _minus_abs(xp, x))
@@ -102,7 +114,7 @@ def _log_sigmoid64(xp, x):
     return xp.where(x < 0, x, 0.0) - l  # min(x, 0); a NaN x makes l NaN
 
 
-def _logit64(xp, p):
+def _logit64(xp: Namespace, p: Array) -> Array:
     # logit(p) = log1p(n / d), with n / d = (2p - 1) / (1 - p) for p >= 1/2
     # (both exact by Sterbenz) and -log1p((1 - 2p) / p) below 1/2 (1 - 2p
     # kept as a TwoSum pair): no log of a ratio near 1, no cancellation.
@@ -120,13 +132,25 @@ def _logit64(xp, p):
     return xp.where(p < _LOGIT_TINY, xp.log(p) - xp.log1p(-p), r)
 
 
-def _elementwise(x, kernel, name="x"):
+def _elementwise(x: Any, kernel: Callable[[Namespace, Array], Array], name: str = "x") -> Any:
     op = operand(x, name)
     with op.computing():
         return op.deliver(kernel(op.xp, op.work_array()))
 
 
-def sigmoid(x):
+@overload
+def sigmoid(x: DaskArray) -> DaskArray: ...
+@overload
+def sigmoid(x: ArrayAPIArray) -> ArrayAPIArray: ...
+@overload
+def sigmoid(x: NDArray[Any]) -> FloatArray: ...
+@overload
+def sigmoid(x: NumpyScalar) -> FloatScalar: ...
+@overload
+def sigmoid(x: ArrayLike) -> FloatArray: ...
+
+
+def sigmoid(x: Any) -> Any:
     r"""The logistic sigmoid: the two-class softmax.
 
     .. math:: \sigma(x) = \frac{1}{1 + e^{-x}} = \mathrm{softmax}([0, x])_1
@@ -178,7 +202,19 @@ def sigmoid(x):
     return _elementwise(x, _sigmoid64)
 
 
-def log_sigmoid(x):
+@overload
+def log_sigmoid(x: DaskArray) -> DaskArray: ...
+@overload
+def log_sigmoid(x: ArrayAPIArray) -> ArrayAPIArray: ...
+@overload
+def log_sigmoid(x: NDArray[Any]) -> FloatArray: ...
+@overload
+def log_sigmoid(x: NumpyScalar) -> FloatScalar: ...
+@overload
+def log_sigmoid(x: ArrayLike) -> FloatArray: ...
+
+
+def log_sigmoid(x: Any) -> Any:
     r"""Logarithm of the sigmoid, accurate where ``log(sigmoid(x))`` is not.
 
     .. math:: \log \sigma(x) = \min(x, 0) - \log\left(1 + e^{-|x|}\right)
@@ -213,7 +249,19 @@ def log_sigmoid(x):
     return _elementwise(x, _log_sigmoid64)
 
 
-def logit(p):
+@overload
+def logit(p: DaskArray) -> DaskArray: ...
+@overload
+def logit(p: ArrayAPIArray) -> ArrayAPIArray: ...
+@overload
+def logit(p: NDArray[Any]) -> FloatArray: ...
+@overload
+def logit(p: NumpyScalar) -> FloatScalar: ...
+@overload
+def logit(p: ArrayLike) -> FloatArray: ...
+
+
+def logit(p: Any) -> Any:
     r"""The inverse of the sigmoid: log-odds ``log(p / (1 - p))``.
 
     Parameters
@@ -249,7 +297,7 @@ def logit(p):
     return _elementwise(p, _logit64, "p")
 
 
-def temperature_from_base(a) -> float:
+def temperature_from_base(a: float) -> float:
     r"""The temperature that does the same as exponential base `a`.
 
     .. math:: \frac{a^{z_i}}{\sum_j a^{z_j}}
@@ -298,7 +346,7 @@ def temperature_from_base(a) -> float:
     return float(1 / (np.longdouble(ln_hi) + np.longdouble(ln_lo)))
 
 
-def base_from_temperature(t) -> float:
+def base_from_temperature(t: float) -> float:
     r"""The exponential base that does the same as temperature `t`.
 
     .. math:: \mathrm{softmax}(z / t) = \frac{a^{z_i}}{\sum_j a^{z_j}},

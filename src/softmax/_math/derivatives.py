@@ -15,17 +15,33 @@ into NaN.
 
 from __future__ import annotations
 
+from typing import Any, overload
+
 import numpy as np
 
 from .._arguments import check_distribution, one_axis, reduction_axes, refuse_mask, unmask
 from .._arguments import library_of as args_library
 from .._backends import merge
-from .._plan import operand, operand_mask
+from .._plan import Operand, operand, operand_mask
+from .._typing import (
+    AnyArray,
+    Array,
+    ArrayAPIArray,
+    ArrayLike,
+    Axis,
+    DaskArray,
+    FloatArray,
+    FloatScalar,
+    Mask,
+    NDArray,
+    NumpyScalar,
+)
 
 __all__ = ["log_softmax_vjp", "softmax_jacobian", "softmax_vjp"]
 
 
-def _prepare(p, g, axis, where):
+def _prepare(p: Any, g: Any, axis: Axis, where: Any
+             ) -> tuple[Operand, Array, Array, tuple[int, ...], Array | None, Any]:
     """p and g checked once: (operand, p, g in the working dtype, axes, keep, dtype)."""
     p, where = unmask(p, where, "p")
     g = refuse_mask(g, "g")
@@ -43,7 +59,7 @@ def _prepare(p, g, axis, where):
     return op, op.work_array(), op.work_array(g_b), axes, keep, dtype
 
 
-def _sum_dd(op, terms, axes):
+def _sum_dd(op: Operand, terms: Array, axes: tuple[int, ...]) -> tuple[Array, Array]:
     """Sum of finite terms of any sign over axes, as hi + lo (accurate to ~eps^2)."""
     xp = op.xp
     eps = float(np.finfo(np.float64).eps)
@@ -52,7 +68,20 @@ def _sum_dd(op, terms, axes):
     return merge.dd_add(pos_hi, pos_lo, -neg_hi, -neg_lo)
 
 
-def softmax_jacobian(p, axis=-1, *, where=None):
+@overload
+def softmax_jacobian(p: DaskArray, axis: int = -1, *, where: Mask = None) -> DaskArray: ...
+@overload
+def softmax_jacobian(p: ArrayAPIArray, axis: int = -1, *,
+                     where: Mask = None) -> ArrayAPIArray: ...
+@overload
+def softmax_jacobian(p: NDArray[Any] | NumpyScalar, axis: int = -1, *,
+                     where: Mask = None) -> FloatArray: ...
+@overload
+def softmax_jacobian(p: ArrayLike, axis: int = -1, *,
+                     where: Mask = None) -> FloatArray: ...
+
+
+def softmax_jacobian(p: Any, axis: int = -1, *, where: Any = None) -> Any:
     r"""The Jacobian of softmax, ``diag(p) - p p^T``, for every slice.
 
     Parameters
@@ -115,7 +144,24 @@ def softmax_jacobian(p, axis=-1, *, where=None):
         return op.deliver(jac)
 
 
-def softmax_vjp(p, g, axis=-1, *, where=None):
+@overload
+def softmax_vjp(p: DaskArray, g: ArrayLike | AnyArray, axis: Axis = -1, *,
+                where: Mask = None) -> DaskArray: ...
+@overload
+def softmax_vjp(p: ArrayAPIArray, g: ArrayLike | AnyArray, axis: Axis = -1, *,
+                where: Mask = None) -> ArrayAPIArray: ...
+@overload
+def softmax_vjp(p: NDArray[Any], g: ArrayLike | AnyArray, axis: Axis = -1, *,
+                where: Mask = None) -> FloatArray: ...
+@overload
+def softmax_vjp(p: NumpyScalar, g: ArrayLike | AnyArray, axis: Axis = -1, *,
+                where: Mask = None) -> FloatScalar: ...
+@overload
+def softmax_vjp(p: ArrayLike, g: ArrayLike | AnyArray, axis: Axis = -1, *,
+                where: Mask = None) -> FloatArray: ...
+
+
+def softmax_vjp(p: Any, g: Any, axis: Axis = -1, *, where: Any = None) -> Any:
     r"""Vector-Jacobian product of softmax: the backward pass, ``J^T g``.
 
     .. math:: \frac{\partial L}{\partial x} = p \odot \Big(g - \sum_j p_j g_j\Big),
@@ -183,7 +229,24 @@ def softmax_vjp(p, g, axis=-1, *, where=None):
         return op.deliver(result, dtype)
 
 
-def log_softmax_vjp(p, g, axis=-1, *, where=None):
+@overload
+def log_softmax_vjp(p: DaskArray, g: ArrayLike | AnyArray, axis: Axis = -1, *,
+                    where: Mask = None) -> DaskArray: ...
+@overload
+def log_softmax_vjp(p: ArrayAPIArray, g: ArrayLike | AnyArray, axis: Axis = -1, *,
+                    where: Mask = None) -> ArrayAPIArray: ...
+@overload
+def log_softmax_vjp(p: NDArray[Any], g: ArrayLike | AnyArray, axis: Axis = -1, *,
+                    where: Mask = None) -> FloatArray: ...
+@overload
+def log_softmax_vjp(p: NumpyScalar, g: ArrayLike | AnyArray, axis: Axis = -1, *,
+                    where: Mask = None) -> FloatScalar: ...
+@overload
+def log_softmax_vjp(p: ArrayLike, g: ArrayLike | AnyArray, axis: Axis = -1, *,
+                    where: Mask = None) -> FloatArray: ...
+
+
+def log_softmax_vjp(p: Any, g: Any, axis: Axis = -1, *, where: Any = None) -> Any:
     r"""Vector-Jacobian product of log_softmax, from the *softmax* output p.
 
     .. math:: \frac{\partial L}{\partial x} = g - p \sum_j g_j,

@@ -7,17 +7,49 @@ the score differences grow; `hardmax` is the end point of that limit.
 from __future__ import annotations
 
 import math
+from typing import Any, Literal, overload
 
 from .._arguments import reduction_axes, unmask
 from .._backends import merge
 from .._plan import operand, operand_mask
+from .._typing import (
+    ArrayAPIArray,
+    ArrayLike,
+    Axis,
+    DaskArray,
+    FloatArray,
+    FloatScalar,
+    Mask,
+    NDArray,
+    NumpyScalar,
+)
 
 __all__ = ["hardmax"]
 
 _TIES = ("split", "first")
 
 
-def hardmax(x, axis=-1, *, ties="split", where=None):
+Ties = Literal["split", "first"]
+
+
+@overload
+def hardmax(x: DaskArray, axis: Axis = -1, *, ties: Ties = "split",
+            where: Mask = None) -> DaskArray: ...
+@overload
+def hardmax(x: ArrayAPIArray, axis: Axis = -1, *, ties: Ties = "split",
+            where: Mask = None) -> ArrayAPIArray: ...
+@overload
+def hardmax(x: NDArray[Any], axis: Axis = -1, *, ties: Ties = "split",
+            where: Mask = None) -> FloatArray: ...
+@overload
+def hardmax(x: NumpyScalar, axis: Axis = -1, *, ties: Ties = "split",
+            where: Mask = None) -> FloatScalar: ...
+@overload
+def hardmax(x: ArrayLike, axis: Axis = -1, *, ties: Ties = "split",
+            where: Mask = None) -> FloatArray: ...
+
+
+def hardmax(x: Any, axis: Axis = -1, *, ties: Ties = "split", where: Any = None) -> Any:
     """One-hot of the maximum: softmax at temperature 0.
 
     Parameters

@@ -9,11 +9,27 @@ keeps its large one instead of ``-log(0) = inf``.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal, overload
 
 from .. import _arguments as args
 from .._backends import run
-from .._plan import Operand, operand, operand_mask
+from .._plan import Op, Operand, operand, operand_mask
+from .._typing import (
+    AnyArray,
+    Array,
+    ArrayAPIArray,
+    ArrayLike,
+    Axis,
+    DaskArray,
+    FloatArray,
+    FloatResult,
+    FloatScalar,
+    Input,
+    Mask,
+    Namespace,
+    NDArray,
+    Reduction,
+)
 
 __all__ = ["cross_entropy", "cross_entropy_grad", "entropy"]
 
@@ -23,7 +39,8 @@ _REDUCTIONS = ("mean", "sum", "none")
 class _Problem:
     """The checked arguments of a cross-entropy call, laid out classes-last."""
 
-    def __init__(self, logits, labels, axis, reduction, temperature, label_smoothing, where):
+    def __init__(self, logits: Any, labels: Any, axis: int, reduction: str, temperature: float,
+                 label_smoothing: float, where: Any) -> None:
         logits, where = args.unmask(logits, where, "logits")
         labels = args.refuse_mask(labels, "labels")
         op = operand(logits, "logits")
@@ -31,6 +48,7 @@ class _Problem:
         if not shape:
             raise ValueError("logits must have at least one axis (the classes), got a scalar")
         self.op, self.xp, self.shape = op, op.xp, shape
+        self.k_kept: float | Array
         self.axis = args.one_axis(axis, len(shape))
         if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
             raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
@@ -53,7 +71,7 @@ class _Problem:
         else:
             self.k_kept = xp.sum(xp.astype(self.keep, op.work), axis=-1, keepdims=True)
 
-    def _targets(self, labels):
+    def _targets(self, labels: Any) -> tuple[Array | None, Array | None]:
         xp, op = self.xp, self.op
         lab = args.labels_array(labels, op.library)
         kind = args.label_kind(lab)
@@ -71,13 +89,13 @@ class _Problem:
             )
         return None, xp.moveaxis(op.work_array(op.asarray(lab)), self.axis, -1)
 
-    def run(self, name: str):
+    def run(self, name: Op) -> Array:
         """softmax or log_softmax of the logits in the working dtype, classes last."""
         op = self.op
         out = run(op.work_array(), op.plan(name, (self.axis,), self.scale, self.mask))
         return self.xp.moveaxis(out, self.axis, -1)
 
-    def share(self):
+    def share(self) -> Array:
         """eps / K_kept on the kept classes, 0 elsewhere (classes last)."""
         xp = self.xp
         k = self.k_kept
@@ -86,14 +104,14 @@ class _Problem:
             return share
         return xp.where(self.keep, share, 0.0)
 
-    def smoothed_target(self):
+    def smoothed_target(self) -> Array:
         """(1 - eps) * target + eps / K_kept on the kept classes."""
-        t = self.onehot if self.target is None else self.target
+        t: Array = self.onehot if self.target is None else self.target
         if self.target is None:
             t = self.xp.astype(t, self.op.work)
         return (1.0 - self.eps) * t + self.share()
 
-    def reduce(self, per_sample):
+    def reduce(self, per_sample: Array) -> Any:
         xp, op = self.xp, self.op
         if self.reduction == "none":
             return op.deliver(per_sample)
@@ -111,9 +129,35 @@ class _Problem:
         return scale
 
 
-def _strong_product(xp, coef, logp):
+def _strong_product(xp: Namespace, coef: Array, logp: Array) -> Array:
     """coef * logp with 0 * (-inf) = 0: a zero weight ignores an impossible class."""
     return xp.where(coef == 0, 0.0, coef * logp)
+
+
+@overload
+def cross_entropy(logits: DaskArray, labels: ArrayLike | AnyArray, axis: int = -1, *,
+                  reduction: Reduction = "mean", temperature: float = 1.0,
+                  label_smoothing: float = 0.0, where: Mask = None) -> DaskArray: ...
+@overload
+def cross_entropy(logits: ArrayAPIArray, labels: ArrayLike | AnyArray, axis: int = -1, *,
+                  reduction: Reduction = "mean", temperature: float = 1.0,
+                  label_smoothing: float = 0.0, where: Mask = None) -> ArrayAPIArray: ...
+@overload
+def cross_entropy(logits: NDArray[Any], labels: ArrayLike | AnyArray, axis: int = -1, *,
+                  reduction: Literal["mean", "sum"] = "mean", temperature: float = 1.0,
+                  label_smoothing: float = 0.0, where: Mask = None) -> FloatScalar: ...
+@overload
+def cross_entropy(logits: NDArray[Any], labels: ArrayLike | AnyArray, axis: int = -1, *,
+                  reduction: Reduction, temperature: float = 1.0,
+                  label_smoothing: float = 0.0, where: Mask = None) -> FloatResult: ...
+@overload
+def cross_entropy(logits: ArrayLike, labels: ArrayLike | AnyArray, axis: int = -1, *,
+                  reduction: Literal["mean", "sum"] = "mean", temperature: float = 1.0,
+                  label_smoothing: float = 0.0, where: Mask = None) -> FloatScalar: ...
+@overload
+def cross_entropy(logits: ArrayLike, labels: ArrayLike | AnyArray, axis: int = -1, *,
+                  reduction: Reduction, temperature: float = 1.0,
+                  label_smoothing: float = 0.0, where: Mask = None) -> FloatResult: ...
 
 
 def cross_entropy(
@@ -121,7 +165,7 @@ def cross_entropy(
     labels: Any,
     axis: int = -1,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     temperature: float = 1.0,
     label_smoothing: float = 0.0,
     where: Any = None,
@@ -203,12 +247,32 @@ def cross_entropy(
         return prob.reduce(loss)
 
 
+@overload
+def cross_entropy_grad(logits: DaskArray, labels: ArrayLike | AnyArray, axis: int = -1, *,
+                       reduction: Reduction = "mean", temperature: float = 1.0,
+                       label_smoothing: float = 0.0, where: Mask = None) -> DaskArray: ...
+@overload
+def cross_entropy_grad(logits: ArrayAPIArray, labels: ArrayLike | AnyArray, axis: int = -1, *,
+                       reduction: Reduction = "mean", temperature: float = 1.0,
+                       label_smoothing: float = 0.0, where: Mask = None) -> ArrayAPIArray: ...
+@overload
+def cross_entropy_grad(logits: NDArray[Any], labels: ArrayLike | AnyArray, axis: int = -1, *,
+                       reduction: Reduction = "mean", temperature: float = 1.0,
+                       label_smoothing: float = 0.0,
+                       where: Mask = None) -> FloatArray: ...
+@overload
+def cross_entropy_grad(logits: ArrayLike, labels: ArrayLike | AnyArray, axis: int = -1, *,
+                       reduction: Reduction = "mean", temperature: float = 1.0,
+                       label_smoothing: float = 0.0,
+                       where: Mask = None) -> FloatArray: ...
+
+
 def cross_entropy_grad(
     logits: Any,
     labels: Any,
     axis: int = -1,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     temperature: float = 1.0,
     label_smoothing: float = 0.0,
     where: Any = None,
@@ -248,8 +312,22 @@ def cross_entropy_grad(
         return prob.op.deliver(xp.moveaxis(grad, -1, prob.axis))
 
 
-def entropy(logits: Any, axis: Any = -1, *, temperature: float = 1.0, where: Any = None,
-            input: str = "logits") -> Any:
+@overload
+def entropy(logits: DaskArray, axis: Axis = -1, *, temperature: float = 1.0,
+            where: Mask = None, input: Input = "logits") -> DaskArray: ...
+@overload
+def entropy(logits: ArrayAPIArray, axis: Axis = -1, *, temperature: float = 1.0,
+            where: Mask = None, input: Input = "logits") -> ArrayAPIArray: ...
+@overload
+def entropy(logits: NDArray[Any], axis: Axis = -1, *, temperature: float = 1.0,
+            where: Mask = None, input: Input = "logits") -> FloatResult: ...
+@overload
+def entropy(logits: ArrayLike, axis: Axis = -1, *, temperature: float = 1.0,
+            where: Mask = None, input: Input = "logits") -> FloatResult: ...
+
+
+def entropy(logits: Any, axis: Axis = -1, *, temperature: float = 1.0, where: Any = None,
+            input: Input = "logits") -> Any:
     r"""Shannon entropy (in nats) of ``softmax(logits / temperature)``.
 
     .. math:: H = -\sum_i p_i \log p_i, \qquad p = \mathrm{softmax}(x / T)

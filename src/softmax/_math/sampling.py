@@ -13,17 +13,31 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Any, Union, overload
 
 import numpy as np
 
 from .._arguments import one_axis as _one_axis
 from .._arguments import parse_scale, unmask
-from .._plan import operand, operand_mask
+from .._plan import Operand, operand, operand_mask
+from .._typing import (
+    Array,
+    ArrayAPIArray,
+    ArrayLike,
+    DaskArray,
+    IntResult,
+    Mask,
+    Namespace,
+    NDArray,
+)
+
+Size = Union[int, tuple[int, ...], None]
+Seed = Union[int, np.random.Generator, np.random.SeedSequence, np.random.BitGenerator, None]
 
 __all__ = ["sample"]
 
 
-def _size_tuple(size) -> tuple[int, ...]:
+def _size_tuple(size: Any) -> tuple[int, ...]:
     if size is None:
         return ()
     items = size if isinstance(size, (tuple, list)) else (size,)
@@ -39,14 +53,15 @@ def _size_tuple(size) -> tuple[int, ...]:
     return tuple(int(item) for item in items)
 
 
-def _generator(rng) -> np.random.Generator:
+def _generator(rng: Any) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
     if rng is None or (
         isinstance(rng, numbers.Integral) and not isinstance(rng, (bool, np.bool_))
     ) or isinstance(rng, (np.random.SeedSequence, np.random.BitGenerator)):
         try:
-            return np.random.default_rng(rng)
+            # an Integral seed (NumPy's ints too), which default_rng takes
+            return np.random.default_rng(rng)  # type: ignore[arg-type]
         except ValueError:
             pass
     raise TypeError(
@@ -54,11 +69,26 @@ def _generator(rng) -> np.random.Generator:
     )
 
 
-def _first_bad_slice(bad: np.ndarray) -> tuple[int, ...]:
+def _first_bad_slice(bad: NDArray[Any]) -> tuple[int, ...]:
     return tuple(int(i) for i in np.argwhere(bad)[0])
 
 
-def sample(logits, *, temperature=1.0, axis=-1, size=None, rng=None, where=None):
+@overload
+def sample(logits: DaskArray, *, temperature: float = 1.0, axis: int = -1, size: Size = None,
+           rng: Seed = None, where: Mask = None) -> DaskArray: ...
+@overload
+def sample(logits: ArrayAPIArray, *, temperature: float = 1.0, axis: int = -1,
+           size: Size = None, rng: Seed = None, where: Mask = None) -> ArrayAPIArray: ...
+@overload
+def sample(logits: NDArray[Any], *, temperature: float = 1.0, axis: int = -1, size: Size = None,
+           rng: Seed = None, where: Mask = None) -> IntResult: ...
+@overload
+def sample(logits: ArrayLike, *, temperature: float = 1.0, axis: int = -1, size: Size = None,
+           rng: Seed = None, where: Mask = None) -> IntResult: ...
+
+
+def sample(logits: Any, *, temperature: float = 1.0, axis: int = -1, size: Size = None,
+           rng: Seed = None, where: Any = None) -> Any:
     r"""Draw class indices from ``softmax(logits / temperature)``.
 
     Parameters
@@ -155,7 +185,8 @@ def sample(logits, *, temperature=1.0, axis=-1, size=None, rng=None, where=None)
         return op.deliver(result, result.dtype)
 
 
-def _check_slices(xp, v, m, full_shape, ax) -> None:
+def _check_slices(xp: Namespace, v: Array, m: Array, full_shape: tuple[int, ...],
+                  ax: int) -> None:
     nan_rows = np.asarray(_host(xp.any(xp.isnan(v), axis=-1)))
     if np.any(nan_rows):
         raise ValueError(
@@ -171,14 +202,14 @@ def _check_slices(xp, v, m, full_shape, ax) -> None:
         )
 
 
-def _host(a):
+def _host(a: Array) -> NDArray[Any]:
     """A small result array on the host, as NumPy (for error messages)."""
     if hasattr(a, "detach"):
         a = a.detach().cpu()
     return np.asarray(a)
 
 
-def _gumbel(op, gen: np.random.Generator, shape, like):
+def _gumbel(op: Operand, gen: np.random.Generator, shape: tuple[int, ...], like: Array) -> Array:
     """Standard Gumbel noise of `shape`, from `gen`, as an array of the operand's library."""
     if op.library == "dask":
         import dask.array as da

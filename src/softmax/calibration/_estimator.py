@@ -6,13 +6,25 @@ import json
 import math
 import numbers
 import os
-from typing import Literal
+from typing import Any, Callable, Literal, cast, overload
 
 import numpy as np
 
 from .._arguments import as_float_array
+from .._typing import (
+    AnyArray,
+    ArrayAPIArray,
+    ArrayLike,
+    DaskArray,
+    FloatArray,
+    Input,
+    Mask,
+    NDArray,
+)
 from . import _solver
 from ._inputs import (
+    DaskScores,
+    Scores,
     _check_values,
     check_axis,
     check_bounds,
@@ -33,7 +45,7 @@ class NotFittedError(ValueError, AttributeError):
     """A `TemperatureScaling` was used before `fit` (and without a `temperature`)."""
 
 
-def _public_softmax():
+def _public_softmax() -> Callable[..., Any]:
     from .._functions import softmax  # the public function (keeps torch and Dask types)
 
     return softmax
@@ -115,11 +127,23 @@ class TemperatureScaling:
     array([2., 1., 0.])
     """
 
-    def __init__(self, temperature: float | None = None, *, bounds=(1e-2, 1e2),
+    temperature_: float
+    nll_before_: float | None
+    nll_after_: float | None
+    converged_: bool
+    n_iter_: int
+    at_bound_: bool
+    message_: str
+    n_samples_: int | None
+    n_features_in_: int
+    classes_: NDArray[Any]
+
+    def __init__(self, temperature: float | None = None, *,
+                 bounds: tuple[float, float] = (1e-2, 1e2),
                  input: Literal["logits", "probs"] = "logits", axis: int = -1,
                  nll_before: float | None = None, nll_after: float | None = None,
                  converged: bool = True, iterations: int = 0, at_bound: bool = False,
-                 message: str = "", n_samples: int | None = None):
+                 message: str = "", n_samples: int | None = None) -> None:
         # Checked here, stored as given (scikit-learn's clone compares them by identity).
         t = None if temperature is None else check_temperature(temperature)
         check_bounds(bounds)
@@ -146,7 +170,7 @@ class TemperatureScaling:
 
     # ---------------------------------------------------------- estimator API
 
-    def get_params(self, deep: bool = True) -> dict:
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
         """The constructor's parameters (scikit-learn's ``get_params``).
 
         Examples
@@ -157,7 +181,7 @@ class TemperatureScaling:
         """
         return {name: getattr(self, name) for name in _PARAMS}
 
-    def set_params(self, **params) -> "TemperatureScaling":
+    def set_params(self, **params: Any) -> "TemperatureScaling":
         """Set constructor parameters (scikit-learn's ``set_params``); forgets a fit.
 
         Examples
@@ -171,10 +195,13 @@ class TemperatureScaling:
                 raise ValueError(f"params must be among {', '.join(_PARAMS)}, got {name!r}")
         merged = {**self.get_params(), **params}
         self.__dict__.clear()
-        self.__init__(**merged)
+        # re-initialized in place, as scikit-learn's set_params does
+        self.__init__(**merged)  # type: ignore[misc]
         return self
 
-    def fit(self, X, y, sample_weight=None, *, where=None) -> "TemperatureScaling":
+    def fit(self, X: ArrayLike | AnyArray, y: ArrayLike | AnyArray,
+            sample_weight: ArrayLike | AnyArray | None = None, *,
+            where: Mask = None) -> "TemperatureScaling":
         """Fit T on held-out scores `X` and labels `y`; returns the estimator.
 
         Parameters
@@ -203,10 +230,11 @@ class TemperatureScaling:
         >>> round(ts.temperature_, 3), ts.converged_
         (1.322, True)
         """
+        checked: Scores | DaskScores
         if is_dask(X):
             checked = check_dask_scores(X, y, input=self.input, axis=self.axis, where=where,
                                         weights=sample_weight)
-            n_features = 1 if X.ndim == 1 else checked.n_classes
+            n_features = 1 if cast(Any, X).ndim == 1 else checked.n_classes  # X: a Dask array
         else:
             checked = check_scores(X, y, input=self.input, axis=self.axis, where=where,
                                    weights=sample_weight)
@@ -239,7 +267,7 @@ class TemperatureScaling:
                 "or give a known temperature, TemperatureScaling(T)"
             ) from None
 
-    def _logits(self, X, what: str):
+    def _logits(self, X: Any, what: str) -> tuple[Any, float, int | None]:
         """X as logits (log of probabilities with input="probs"), checked on NumPy."""
         t = self._t()
         if is_dask(X) or (not isinstance(X, np.ndarray) and hasattr(X, "__array_namespace__")
@@ -277,7 +305,16 @@ class TemperatureScaling:
             arr = np.ma.masked_array(arr, mask)
         return arr, t, ax
 
-    def transform(self, X):
+    @overload
+    def transform(self, X: DaskArray) -> DaskArray: ...
+    @overload
+    def transform(self, X: ArrayAPIArray) -> ArrayAPIArray: ...
+    @overload
+    def transform(self, X: NDArray[Any]) -> FloatArray: ...
+    @overload
+    def transform(self, X: ArrayLike) -> FloatArray: ...
+
+    def transform(self, X: Any) -> Any:
         """Calibrated logits: ``X / T`` (dtype kept).
 
         With ``input="probs"``, the logits ``log(p) / T`` (binary:
@@ -301,7 +338,16 @@ class TemperatureScaling:
             out = (z.astype(wide) / wide(t)).astype(dt)
         return out
 
-    def transform_logits(self, logits):
+    @overload
+    def transform_logits(self, logits: DaskArray) -> DaskArray: ...
+    @overload
+    def transform_logits(self, logits: ArrayAPIArray) -> ArrayAPIArray: ...
+    @overload
+    def transform_logits(self, logits: NDArray[Any]) -> FloatArray: ...
+    @overload
+    def transform_logits(self, logits: ArrayLike) -> FloatArray: ...
+
+    def transform_logits(self, logits: Any) -> Any:
         """The same as `transform` (the name before the estimator API).
 
         Examples
@@ -312,7 +358,16 @@ class TemperatureScaling:
         """
         return self.transform(logits)
 
-    def predict_proba(self, X):
+    @overload
+    def predict_proba(self, X: DaskArray) -> DaskArray: ...
+    @overload
+    def predict_proba(self, X: ArrayAPIArray) -> ArrayAPIArray: ...
+    @overload
+    def predict_proba(self, X: NDArray[Any]) -> FloatArray: ...
+    @overload
+    def predict_proba(self, X: ArrayLike) -> FloatArray: ...
+
+    def predict_proba(self, X: Any) -> Any:
         """Calibrated probabilities ``softmax(X / T)`` along `axis`.
 
         Binary scores of shape (N,) give shape (N, 2): the probabilities
@@ -335,7 +390,16 @@ class TemperatureScaling:
             return softmax(z, axis=-1, temperature=t)
         return softmax(z, axis=self.axis if ax is None else ax, temperature=t)
 
-    def predict(self, X):
+    @overload
+    def predict(self, X: DaskArray) -> DaskArray: ...
+    @overload
+    def predict(self, X: ArrayAPIArray) -> ArrayAPIArray: ...
+    @overload
+    def predict(self, X: NDArray[Any]) -> NDArray[np.intp]: ...
+    @overload
+    def predict(self, X: ArrayLike) -> NDArray[np.intp]: ...
+
+    def predict(self, X: Any) -> Any:
         """The predicted class: the arg max along `axis` (1 where a binary logit is > 0).
 
         Temperature scaling never changes it.
@@ -353,7 +417,24 @@ class TemperatureScaling:
             return (z > 0).astype(np.intp) if isinstance(z, np.ndarray) else (z > 0) * 1
         return z.argmax(axis=self.axis if ax is None else ax)
 
-    def fit_transform(self, X, y, sample_weight=None, *, where=None):
+    @overload
+    def fit_transform(self, X: DaskArray, y: ArrayLike | AnyArray,
+                      sample_weight: ArrayLike | AnyArray | None = None, *,
+                      where: Mask = None) -> DaskArray: ...
+    @overload
+    def fit_transform(self, X: ArrayAPIArray, y: ArrayLike | AnyArray,
+                      sample_weight: ArrayLike | AnyArray | None = None, *,
+                      where: Mask = None) -> ArrayAPIArray: ...
+    @overload
+    def fit_transform(self, X: NDArray[Any], y: ArrayLike | AnyArray,
+                      sample_weight: ArrayLike | AnyArray | None = None, *,
+                      where: Mask = None) -> FloatArray: ...
+    @overload
+    def fit_transform(self, X: ArrayLike, y: ArrayLike | AnyArray,
+                      sample_weight: ArrayLike | AnyArray | None = None, *,
+                      where: Mask = None) -> FloatArray: ...
+
+    def fit_transform(self, X: Any, y: Any, sample_weight: Any = None, *, where: Any = None) -> Any:
         """`fit`, then `transform` the same scores.
 
         Examples
@@ -367,31 +448,31 @@ class TemperatureScaling:
     # ------------------------------------------------------ compatibility
 
     @property
-    def nll_before(self):
+    def nll_before(self) -> float | None:
         return getattr(self, "nll_before_", None)
 
     @property
-    def nll_after(self):
+    def nll_after(self) -> float | None:
         return getattr(self, "nll_after_", None)
 
     @property
-    def converged(self):
+    def converged(self) -> bool | None:
         return getattr(self, "converged_", None)
 
     @property
-    def iterations(self):
+    def iterations(self) -> int | None:
         return getattr(self, "n_iter_", None)
 
     @property
-    def at_bound(self):
+    def at_bound(self) -> bool | None:
         return getattr(self, "at_bound_", None)
 
     @property
-    def message(self):
+    def message(self) -> str | None:
         return getattr(self, "message_", None)
 
     @property
-    def n_samples(self):
+    def n_samples(self) -> int | None:
         return getattr(self, "n_samples_", None)
 
     def __repr__(self) -> str:
@@ -399,18 +480,18 @@ class TemperatureScaling:
         args = [f"{k}={getattr(self, k)!r}" for k in _PARAMS if getattr(self, k) != defaults[k]]
         return f"TemperatureScaling({', '.join(args)})"
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         if not isinstance(other, TemperatureScaling):
             return NotImplemented
         mine = self.to_dict() if hasattr(self, "temperature_") else self.get_params()
         theirs = other.to_dict() if hasattr(other, "temperature_") else other.get_params()
         return mine == theirs
 
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]  # unhashable: __eq__ compares fitted values
 
     # ------------------------------------------------------------ saving
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (plain floats, ints, bools, strings, lists).
 
         Examples
@@ -426,7 +507,7 @@ class TemperatureScaling:
             "nll_before": self.nll_before,
             "nll_after": self.nll_after,
             "converged": bool(self.converged),
-            "iterations": int(self.iterations),
+            "iterations": int(self.iterations),  # type: ignore[arg-type]  # fitted: not None
             "at_bound": bool(self.at_bound),
             "message": self.message,
             "bounds": [float(b) for b in check_bounds(self.bounds)],
@@ -440,7 +521,7 @@ class TemperatureScaling:
         return d
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TemperatureScaling":
+    def from_dict(cls, data: dict[str, Any]) -> "TemperatureScaling":
         """Inverse of `to_dict`. Every known key is checked; unknown keys are ignored.
 
         Examples
@@ -462,6 +543,7 @@ class TemperatureScaling:
         version = data.get("version", _VERSION)
         if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= _VERSION:
             raise ValueError(f"version must be an integer from 1 to {_VERSION}, got {version!r}")
+        kwargs: dict[str, Any]
         kwargs = {k: data[k] for k in ("temperature", "nll_before", "nll_after", "converged",
                                        "iterations", "at_bound", "message", "n_samples",
                                        "input", "axis")
@@ -479,7 +561,7 @@ class TemperatureScaling:
             ts.classes_ = np.arange(max(ts.n_features_in_, 2))
         return ts
 
-    def save(self, path) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write `to_dict` as JSON to `path`.
 
         Examples
@@ -496,7 +578,7 @@ class TemperatureScaling:
             fh.write(text + "\n")
 
     @classmethod
-    def load(cls, path) -> "TemperatureScaling":
+    def load(cls, path: str | os.PathLike[str]) -> "TemperatureScaling":
         """Read a JSON file written by `save`; errors name the file.
 
         Examples
@@ -515,7 +597,7 @@ class TemperatureScaling:
             raise ValueError(f"{path}: {exc}") from None
 
 
-def _stack_binary(z):
+def _stack_binary(z: Any) -> Any:
     """(N,) logits -> (N, 2) logits [0, z], in z's own array type."""
     if isinstance(z, np.ndarray):
         out = np.stack([np.zeros_like(z), z], axis=-1)
@@ -529,23 +611,23 @@ def _stack_binary(z):
     return mod.stack([mod.zeros_like(z), z], -1)
 
 
-def _is_real(v) -> bool:
+def _is_real(v: object) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
 
 
-def _bool(v, name: str) -> bool:
+def _bool(v: object, name: str) -> bool:
     if not isinstance(v, (bool, np.bool_)):
         raise ValueError(f"{name} must be true or false, got {v!r}")
     return bool(v)
 
 
-def _count(v, name: str, least: int = 0) -> int:
+def _count(v: Any, name: str, least: int = 0) -> int:
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or v < least:
         raise ValueError(f"{name} must be an integer >= {least}, got {v!r}")
     return int(v)
 
 
-def _optional_nll(v, name: str):
+def _optional_nll(v: Any, name: str) -> float | None:
     if v is None:
         return None
     if not _is_real(v) or not (0 <= v < math.inf):

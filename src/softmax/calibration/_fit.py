@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
 from . import _solver
 from ._estimator import TemperatureScaling
-from ._inputs import check_bounds, check_dask_scores, check_input, check_scores, is_dask
+from .._typing import AnyArray, ArrayLike, Mask
+from ._inputs import (
+    DaskScores,
+    Scores,
+    check_bounds,
+    check_dask_scores,
+    check_input,
+    check_scores,
+    is_dask,
+)
 
 
-def fit_temperature(logits, labels, *, input: Literal["logits", "probs"] = "logits",
-                    axis: int = -1, bounds=(1e-2, 1e2), weights=None,
-                    where=None) -> TemperatureScaling:
+def fit_temperature(logits: ArrayLike | AnyArray, labels: ArrayLike | AnyArray, *,
+                    input: Literal["logits", "probs"] = "logits", axis: int = -1,
+                    bounds: tuple[float, float] = (1e-2, 1e2),
+                    weights: ArrayLike | AnyArray | None = None,
+                    where: Mask = None) -> TemperatureScaling:
     """Fit the temperature T that minimizes the NLL of ``softmax(logits / T)``.
 
     Temperature scaling (Guo et al. 2017): one T > 0 for all samples,
@@ -119,10 +130,11 @@ def fit_temperature(logits, labels, *, input: Literal["logits", "probs"] = "logi
     """
     bounds = check_bounds(bounds)
     input = check_input(input)
+    checked: Scores | DaskScores
     if is_dask(logits):
         checked = check_dask_scores(logits, labels, input=input, axis=axis, where=where,
                                     weights=weights)
-        n_features = 1 if logits.ndim == 1 else checked.n_classes
+        n_features = 1 if cast(Any, logits).ndim == 1 else checked.n_classes  # a Dask array
     else:
         checked = check_scores(logits, labels, input=input, axis=axis, where=where,
                                weights=weights)

@@ -17,20 +17,23 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Literal, NamedTuple
+from collections.abc import Iterator
+from typing import Any, Literal, NamedTuple, cast
 
 import numpy as np
 
 from .._arguments import as_float_array, library_of
+from .._typing import Array, FloatArray, NDArray
 
 Input = Literal["logits", "probs"]
+Strategy = Literal["uniform", "quantile"]
 
 # Rows per block hold about this many scores: a few float64 work buffers of
 # 1 MiB each stay in cache while NumPy makes its passes over a block.
 BLOCK_ELEMENTS = 1 << 17
 
 
-def blocks(n_rows: int, k: int):
+def blocks(n_rows: int, k: int) -> Iterator[tuple[int, int]]:
     """(start, stop) of row blocks of about BLOCK_ELEMENTS scores."""
     step = max(1, BLOCK_ELEMENTS // max(k, 1))
     for start in range(0, n_rows, step):
@@ -40,9 +43,9 @@ def blocks(n_rows: int, k: int):
 class Scores(NamedTuple):
     """Checked scores and labels, ready for the objective and the metrics."""
 
-    rows: np.ndarray  # (n, k), float dtype of the input; excluded: -inf (logits) / 0 (probs)
-    labels: np.ndarray  # (n,) intp in [0, k)
-    weights: np.ndarray | None  # (n,) float64, max 1 (scaled), or None
+    rows: FloatArray  # (n, k), float dtype of the input; excluded: -inf (logits) / 0 (probs)
+    labels: NDArray[np.intp]  # (n,) intp in [0, k)
+    weights: FloatArray | None  # (n,) float64, max 1 (scaled), or None
     kind: str  # "logits" or "probs"
     binary: bool  # given as (N,) scores of the positive class
     n_features: int  # size of the class axis as given (1 when binary)
@@ -53,38 +56,39 @@ class Scores(NamedTuple):
 # ------------------------------------------------------------ small options
 
 
-def is_dask(x) -> bool:
+def is_dask(x: Any) -> bool:
     return library_of(x) == "dask"  # the package's one detector
 
 
-def choice(value, name: str, choices: tuple[str, ...]) -> str:
+def choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in choices:
         options = " or ".join(repr(c) for c in choices)
         raise ValueError(f"{name} must be {options}, got {value!r}")
     return value
 
 
-def check_input(value) -> str:
-    return choice(value, "input", ("logits", "probs"))
+def check_input(value: Any) -> Input:
+    return cast(Input, choice(value, "input", ("logits", "probs")))
 
 
-def positive_int(value, name: str) -> int:
+def positive_int(value: Any, name: str) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
 
 
-def check_axis(axis) -> int:
+def check_axis(axis: Any) -> int:
     if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, numbers.Integral):
         raise TypeError(f"axis must be an int (the class axis), got {axis!r}")
     return int(axis)
 
 
-def check_bins(n_bins, strategy) -> tuple[int, str]:
-    return positive_int(n_bins, "n_bins"), choice(strategy, "strategy", ("uniform", "quantile"))
+def check_bins(n_bins: Any, strategy: Any) -> tuple[int, Strategy]:
+    return positive_int(n_bins, "n_bins"), cast(Strategy, choice(strategy, "strategy",
+                                                                 ("uniform", "quantile")))
 
 
-def check_bounds(bounds) -> tuple[float, float]:
+def check_bounds(bounds: Any) -> tuple[float, float]:
     try:
         lo, hi = (float(b) for b in bounds)
     except (TypeError, ValueError):
@@ -96,13 +100,15 @@ def check_bounds(bounds) -> tuple[float, float]:
     return lo, hi
 
 
-def check_temperature(t, name: str = "temperature") -> float:
-    if isinstance(t, (bool, np.bool_)) or not isinstance(t, numbers.Real) or not (0 < t < math.inf):
+def check_temperature(t: Any, name: str = "temperature") -> float:
+    # typeshed's numbers.Real declares no comparison with an int
+    if isinstance(t, (bool, np.bool_)) or not isinstance(t, numbers.Real) or not (
+            0 < t < math.inf):  # type: ignore[operator]
         raise ValueError(f"{name} must be a finite number > 0, got {t!r}")
     return float(t)
 
 
-def prob_tolerance(dtype: np.dtype, k: int) -> float:
+def prob_tolerance(dtype: np.dtype[Any], k: int) -> float:
     """How far from 1 a row of probabilities may sum: a few rounding errors per class."""
     return max(1e-6, 4.0 * k * float(np.finfo(dtype).eps))
 
@@ -110,7 +116,8 @@ def prob_tolerance(dtype: np.dtype, k: int) -> float:
 # ------------------------------------------------------------------ labels
 
 
-def _labels(labels, shape: tuple[int, ...], k: int, binary: bool):
+def _labels(labels: Any, shape: tuple[int, ...], k: int, binary: bool
+            ) -> tuple[NDArray[np.intp], NDArray[np.bool] | None]:
     """Labels as a flat intp array, and the mask of masked labels (or None)."""
     masked = None
     if isinstance(labels, np.ma.MaskedArray):
@@ -138,7 +145,8 @@ def _labels(labels, shape: tuple[int, ...], k: int, binary: bool):
     return flat.astype(np.intp, copy=False), masked
 
 
-def _weights(weights, shape: tuple[int, ...]):
+def _weights(weights: Any, shape: tuple[int, ...]
+             ) -> tuple[FloatArray | None, NDArray[np.bool] | None]:
     """Weights as flat float64 (not yet scaled) and the mask of masked ones (or None)."""
     if weights is None:
         return None, None
@@ -160,7 +168,7 @@ def _weights(weights, shape: tuple[int, ...]):
     return w, masked
 
 
-def scale_weights(w: np.ndarray) -> np.ndarray | None:
+def scale_weights(w: FloatArray) -> FloatArray | None:
     """Divide by the largest weight: the sum can neither overflow nor lose
     subnormal digits. Equal weights (of any size) are no weights: None."""
     top = float(w.max()) if w.size else 0.0
@@ -174,7 +182,7 @@ def scale_weights(w: np.ndarray) -> np.ndarray | None:
 # ------------------------------------------------------------------ scores
 
 
-def _rows_of(arr: np.ndarray, axis: int, name: str):
+def _rows_of(arr: NDArray[Any], axis: int, name: str) -> tuple[int, int, tuple[int, ...]]:
     """(rows, k, batch shape) with classes last."""
     if arr.ndim == 0:
         raise ValueError(
@@ -186,7 +194,8 @@ def _rows_of(arr: np.ndarray, axis: int, name: str):
     return ax, k, batch
 
 
-def check_scores(scores, labels, *, input="logits", axis=-1, where=None, weights=None,
+def check_scores(scores: Any, labels: Any, *, input: Any = "logits", axis: Any = -1,
+                 where: Any = None, weights: Any = None,
                  need_samples: bool = True) -> Scores:
     """Check scores, labels, where and weights together; see the module docstring."""
     kind = check_input(input)
@@ -229,10 +238,10 @@ def check_scores(scores, labels, *, input="logits", axis=-1, where=None, weights
     w, w_masked = _weights(weights, batch)
 
     # Rows left out: a masked label or weight, or no class left.
-    drop = None
-    for m in (y_masked, w_masked):
-        if m is not None:
-            drop = m if drop is None else drop | m
+    drop: NDArray[np.bool] | np.bool | None = None
+    for dropped in (y_masked, w_masked):
+        if dropped is not None:
+            drop = dropped if drop is None else drop | dropped
     if keep is not None:
         empty = ~keep.any(axis=1)
         if empty.any():
@@ -274,7 +283,8 @@ def check_scores(scores, labels, *, input="logits", axis=-1, where=None, weights
     return Scores(rows, y, w, kind, binary, k_given, keep is not None, n_dropped)
 
 
-def _keep(where, mask, shape):
+def _keep(where: Any, mask: NDArray[np.bool] | None, shape: tuple[int, ...]
+          ) -> NDArray[np.bool] | None:
     keep = None
     if where is not None:
         if isinstance(where, np.ma.MaskedArray):
@@ -293,19 +303,20 @@ def _keep(where, mask, shape):
     return keep
 
 
-def log_probs(p: np.ndarray) -> np.ndarray:
+def log_probs(p: FloatArray) -> FloatArray:
     """log(p) as logits: probability 0 is the logit -inf (an excluded class)."""
     with np.errstate(divide="ignore"):
         return np.log(p)
 
 
-def _two_class(v: np.ndarray, kind: str) -> np.ndarray:
+def _two_class(v: FloatArray, kind: str) -> FloatArray:
     if kind == "logits":
         return np.stack([np.zeros_like(v), v], axis=1)
     return np.stack([1 - v, v], axis=1)
 
 
-def _check_values(rows: np.ndarray, keep, kind: str, binary: bool) -> None:
+def _check_values(rows: FloatArray, keep: NDArray[np.bool] | None, kind: str,
+                  binary: bool) -> None:
     """Finite where kept; probabilities are distributions; logits are not."""
     n, k = rows.shape
     tol = prob_tolerance(rows.dtype, 2 if binary else k)
@@ -364,15 +375,15 @@ def _check_values(rows: np.ndarray, keep, kind: str, binary: bool) -> None:
 
 
 class DaskScores(NamedTuple):
-    x: object  # dask array (rows..., k) float64, classes last; excluded -inf
-    labels: object  # dask array of intp, shape rows...
-    weights: object  # dask array of float64 (scaled to max 1)
+    x: Array  # dask array (rows..., k) float64, classes last; excluded -inf
+    labels: Array  # dask array of intp, shape rows...
+    weights: Array  # dask array of float64 (scaled to max 1)
     n_classes: int
     n_samples: int
 
 
-def check_dask_scores(logits, labels, *, input="logits", axis=-1, where=None, weights=None
-                      ) -> DaskScores:
+def check_dask_scores(logits: Any, labels: Any, *, input: Any = "logits", axis: Any = -1,
+                      where: Any = None, weights: Any = None) -> DaskScores:
     """The Dask counterpart of `check_scores` (labels, weights, class count).
 
     Computes the labels' and weights' min and max once. Rows are not

@@ -12,11 +12,14 @@ the probability of class 1 against the fraction of positives.
 from __future__ import annotations
 
 import math
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 import numpy as np
 
-from ._inputs import Scores, blocks, check_bins, check_scores, choice
+from .._typing import ArrayLike, FloatArray, NDArray
+from ._inputs import Input, Scores, Strategy, blocks, check_bins, check_scores, choice
+
+Norm = Literal["l1", "l2", "max"]
 
 __all__ = [
     "ReliabilityCurve",
@@ -31,11 +34,11 @@ __all__ = [
 
 
 class _RowStats(NamedTuple):
-    confidence: np.ndarray  # binned value: top-label probability, or p(class 1) when binary
-    correct: np.ndarray  # its target: arg max == label, or label == 1 when binary
-    hit: np.ndarray  # arg max == label
-    nll: np.ndarray  # -log p_label
-    brier: np.ndarray  # sum_k (p_k - [k == label])^2; (p_1 - label)^2 when binary
+    confidence: FloatArray  # binned value: top-label probability, or p(class 1) when binary
+    correct: NDArray[np.bool]  # its target: arg max == label, or label == 1 when binary
+    hit: NDArray[np.bool]  # arg max == label
+    nll: FloatArray  # -log p_label
+    brier: FloatArray  # sum_k (p_k - [k == label])^2; (p_1 - label)^2 when binary
 
 
 def _row_stats(s: Scores) -> _RowStats:
@@ -107,12 +110,12 @@ _INPUT_DOC = """scores : array_like
         class left is dropped; a label on an excluded class is an error."""
 
 
-def stats(scores, labels, input, axis, where) -> _RowStats:
+def stats(scores: Any, labels: Any, input: Any, axis: Any, where: Any) -> _RowStats:
     return _row_stats(check_scores(scores, labels, input=input, axis=axis, where=where))
 
 
-def nll(scores, labels, *, input: Literal["logits", "probs"] = "logits", axis: int = -1,
-        where=None) -> float:
+def nll(scores: ArrayLike, labels: ArrayLike, *, input: Input = "logits", axis: int = -1,
+        where: ArrayLike | None = None) -> float:
     """Mean negative log-likelihood of the labels (natural log, nats).
 
     Parameters
@@ -140,8 +143,8 @@ def nll(scores, labels, *, input: Literal["logits", "probs"] = "logits", axis: i
     return float(stats(scores, labels, input, axis, where).nll.mean())
 
 
-def brier(scores, labels, *, input: Literal["logits", "probs"] = "logits", axis: int = -1,
-          where=None) -> float:
+def brier(scores: ArrayLike, labels: ArrayLike, *, input: Input = "logits", axis: int = -1,
+          where: ArrayLike | None = None) -> float:
     """Mean Brier score.
 
     Multiclass: ``mean(sum_k (p_k - [k == label])**2)``, between 0 (certain
@@ -168,8 +171,8 @@ def brier(scores, labels, *, input: Literal["logits", "probs"] = "logits", axis:
     return float(stats(scores, labels, input, axis, where).brier.mean())
 
 
-def accuracy(scores, labels, *, input: Literal["logits", "probs"] = "logits", axis: int = -1,
-             where=None) -> float:
+def accuracy(scores: ArrayLike, labels: ArrayLike, *, input: Input = "logits", axis: int = -1,
+             where: ArrayLike | None = None) -> float:
     """Fraction of samples whose arg max is the label (ties: the first class).
 
     Binary scores predict class 1 when p > 0.5 (a logit > 0).
@@ -217,13 +220,13 @@ class ReliabilityCurve(NamedTuple):
     array([1, 1])
     """
 
-    edges: np.ndarray
-    confidence: np.ndarray
-    accuracy: np.ndarray
-    counts: np.ndarray
+    edges: FloatArray
+    confidence: FloatArray
+    accuracy: FloatArray
+    counts: NDArray[np.intp]
 
 
-def _bin_edges(conf: np.ndarray, n_bins: int, strategy: str) -> np.ndarray:
+def _bin_edges(conf: FloatArray, n_bins: int, strategy: str) -> FloatArray:
     if strategy == "uniform":
         return np.linspace(0.0, 1.0, n_bins + 1)
     # Equal mass: split the sorted confidences into n_bins runs of sizes as
@@ -246,7 +249,8 @@ def _bin_edges(conf: np.ndarray, n_bins: int, strategy: str) -> np.ndarray:
     return np.unique(np.concatenate(([0.0], inner, [1.0])))
 
 
-def _binned(conf, target, n_bins: int, strategy: str):
+def _binned(conf: FloatArray, target: NDArray[np.bool], n_bins: int, strategy: str
+            ) -> tuple[FloatArray, NDArray[np.intp], NDArray[Any], NDArray[Any]]:
     """Edges, counts, sums of confidence and of target per bin (options checked)."""
     edges = _bin_edges(conf, n_bins, strategy)
     nb = edges.size - 1
@@ -258,7 +262,8 @@ def _binned(conf, target, n_bins: int, strategy: str):
     return edges, counts, sum_conf, sum_target
 
 
-def _calibration_error(counts, sum_conf, sum_target, norm: str, debias: bool) -> float:
+def _calibration_error(counts: NDArray[np.intp], sum_conf: NDArray[Any], sum_target: NDArray[Any],
+                       norm: str, debias: bool) -> float:
     n = counts.sum()
     full = counts > 0
     cnt = counts[full].astype(np.float64)
@@ -280,8 +285,8 @@ def _calibration_error(counts, sum_conf, sum_target, norm: str, debias: bool) ->
     return math.sqrt(float(weight @ sq))
 
 
-def _check_norm(norm, debias) -> tuple[str, bool]:
-    norm = choice(norm, "norm", ("l1", "l2", "max"))
+def _check_norm(norm: Any, debias: Any) -> tuple[Norm, bool]:
+    norm = cast(Norm, choice(norm, "norm", ("l1", "l2", "max")))
     if not isinstance(debias, (bool, np.bool_)):
         raise TypeError(f"debias must be True or False, got {debias!r}")
     if debias and norm != "l2":
@@ -291,9 +296,9 @@ def _check_norm(norm, debias) -> tuple[str, bool]:
     return norm, bool(debias)
 
 
-def ece(scores, labels, *, input: Literal["logits", "probs"] = "logits", axis: int = -1,
-        where=None, n_bins: int = 15, strategy: Literal["uniform", "quantile"] = "uniform",
-        norm: Literal["l1", "l2", "max"] = "l1", debias: bool = False) -> float:
+def ece(scores: ArrayLike, labels: ArrayLike, *, input: Input = "logits", axis: int = -1,
+        where: ArrayLike | None = None, n_bins: int = 15, strategy: Strategy = "uniform",
+        norm: Norm = "l1", debias: bool = False) -> float:
     """Expected calibration error: top-label for multiclass scores, positive class for binary.
 
     Samples are binned by confidence (the largest probability); the error
@@ -358,8 +363,8 @@ def ece(scores, labels, *, input: Literal["logits", "probs"] = "logits", axis: i
     return _calibration_error(counts, sc, sa, norm, debias)
 
 
-def mce(scores, labels, *, input: Literal["logits", "probs"] = "logits", axis: int = -1,
-        where=None, n_bins: int = 15, strategy: Literal["uniform", "quantile"] = "uniform") -> float:
+def mce(scores: ArrayLike, labels: ArrayLike, *, input: Input = "logits", axis: int = -1,
+        where: ArrayLike | None = None, n_bins: int = 15, strategy: Strategy = "uniform") -> float:
     """Maximum calibration error: the largest per-bin gap (`ece` with ``norm="max"``).
 
     Parameters
@@ -382,9 +387,9 @@ def mce(scores, labels, *, input: Literal["logits", "probs"] = "logits", axis: i
                strategy=strategy, norm="max")
 
 
-def classwise_ece(scores, labels, *, input: Literal["logits", "probs"] = "logits",
-                  axis: int = -1, where=None, n_bins: int = 15,
-                  strategy: Literal["uniform", "quantile"] = "uniform") -> float:
+def classwise_ece(scores: ArrayLike, labels: ArrayLike, *, input: Input = "logits", axis: int = -1,
+                  where: ArrayLike | None = None, n_bins: int = 15,
+                  strategy: Strategy = "uniform") -> float:
     """Class-wise ECE: the mean over classes of each class's ECE.
 
     For class k every sample counts, binned by p_k, against the indicator
@@ -416,7 +421,7 @@ def classwise_ece(scores, labels, *, input: Literal["logits", "probs"] = "logits
         p = _softmax(rows, axis=-1)
     else:
         p = rows
-    k = rows.shape[1]
+    k: int = rows.shape[1]
     total = 0.0
     for cls in range(k):
         _, counts, sc, sa = _binned(p[:, cls], s.labels == cls, n_bins, strategy)
@@ -424,8 +429,9 @@ def classwise_ece(scores, labels, *, input: Literal["logits", "probs"] = "logits
     return total / k
 
 
-def summary(scores, labels, *, n_bins=15, strategy="uniform", input="logits", axis=-1,
-            where=None) -> dict:
+def summary(scores: ArrayLike, labels: ArrayLike, *, n_bins: int = 15, strategy: str = "uniform",
+            input: str = "logits", axis: int = -1, where: ArrayLike | None = None
+            ) -> dict[str, float]:
     """Accuracy, NLL, ECE, MCE and Brier from one pass (for the command line)."""
     n_bins, strategy = check_bins(n_bins, strategy)
     st = stats(scores, labels, input, axis, where)
@@ -439,9 +445,9 @@ def summary(scores, labels, *, n_bins=15, strategy="uniform", input="logits", ax
     }
 
 
-def reliability_curve(scores, labels, *, input: Literal["logits", "probs"] = "logits",
-                      axis: int = -1, where=None, n_bins: int = 15,
-                      strategy: Literal["uniform", "quantile"] = "uniform") -> ReliabilityCurve:
+def reliability_curve(scores: ArrayLike, labels: ArrayLike, *, input: Input = "logits",
+                      axis: int = -1, where: ArrayLike | None = None, n_bins: int = 15,
+                      strategy: Strategy = "uniform") -> ReliabilityCurve:
     """Per-bin mean confidence, accuracy and count of the top label (or of the positive class).
 
     Parameters
@@ -481,5 +487,5 @@ def curve_and_ece(st: _RowStats, n_bins: int, strategy: str) -> tuple[Reliabilit
 
 
 for _f in (nll, brier, accuracy, ece, mce, classwise_ece, reliability_curve):
-    _f.__doc__ = _f.__doc__.format(input_doc=_INPUT_DOC)
+    _f.__doc__ = _f.__doc__.format(input_doc=_INPUT_DOC)  # type: ignore[union-attr]  # documented
 del _f

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import math
 from functools import partial
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from .._typing import Array, FloatArray, NDArray
 from ._inputs import DaskScores, blocks
 
 
@@ -49,7 +50,8 @@ class NumpyObjective:
     a difference that overflows) has e^b = 0 and adds nothing.
     """
 
-    def __init__(self, rows: np.ndarray, labels: np.ndarray, weights: np.ndarray | None):
+    def __init__(self, rows: FloatArray, labels: NDArray[np.intp], weights: FloatArray | None
+                 ) -> None:
         self.rows = rows
         self.labels = labels
         self.weights = weights
@@ -137,7 +139,8 @@ MOMENTS_DTYPE = np.dtype([("m", "f8"), ("s0", "f8"), ("s1", "f8"), ("s2", "f8")]
 SUMS_DTYPE = np.dtype([("f", "f8"), ("df", "f8"), ("d2f", "f8"), ("w", "f8")])
 
 
-def _moments_chunk(xb, axis, keepdims, *, t, computing_meta=False, **kwargs):
+def _moments_chunk(xb: FloatArray, axis: tuple[int, ...], keepdims: bool, *, t: float,
+                   computing_meta: bool = False, **kwargs: Any) -> NDArray[np.void]:
     """Per row of one chunk: m = max x and, with e = exp(t (x - m)) and
     d = t (x - m), the sums s0 = sum e, s1 = sum e d, s2 = sum e d^2."""
     kept = tuple(1 if i in axis else n for i, n in enumerate(xb.shape))
@@ -159,7 +162,8 @@ def _moments_chunk(xb, axis, keepdims, *, t, computing_meta=False, **kwargs):
     return packed
 
 
-def _moments_merge(packed, axis, *, t):
+def _moments_merge(packed: NDArray[np.void], axis: tuple[int, ...], *, t: float
+                   ) -> NDArray[np.void]:
     """Shift every state to the common max M: with delta = t (m - M) <= 0 and
     g = exp(delta): s0 g, (s1 + delta s0) g, (s2 + 2 delta s1 + delta^2 s0) g."""
     m = packed["m"]
@@ -179,14 +183,16 @@ def _moments_merge(packed, axis, *, t):
     return out
 
 
-def _moments_combine(packed, axis, keepdims, *, t, computing_meta=False, **kwargs):
+def _moments_combine(packed: NDArray[np.void], axis: tuple[int, ...], keepdims: bool, *, t: float,
+                     computing_meta: bool = False, **kwargs: Any) -> NDArray[np.void]:
     if computing_meta:
         return packed
     out = _moments_merge(packed, axis, t=t)
     return out if keepdims else np.squeeze(out, axis=axis)
 
 
-def _row_sums(packed, x_label, w, *, t):
+def _row_sums(packed: NDArray[np.void], x_label: FloatArray, w: FloatArray, *, t: float
+              ) -> NDArray[np.void]:
     """Partial sums of one block of rows: f = sum w NLL and its u-derivatives.
 
     With z = t x and z* = t m: NLL = log s0 + t (m - x_y),
@@ -208,15 +214,17 @@ def _row_sums(packed, x_label, w, *, t):
     return out
 
 
-def _sums_chunk(packed, axis, keepdims, computing_meta=False, **kwargs):
+def _sums_chunk(packed: NDArray[np.void], axis: Any, keepdims: bool, computing_meta: bool = False,
+                **kwargs: Any) -> NDArray[np.void]:
     return packed
 
 
-def _sums_combine(packed, axis, keepdims, computing_meta=False, **kwargs):
+def _sums_combine(packed: NDArray[np.void], axis: Any, keepdims: bool, computing_meta: bool = False,
+                  **kwargs: Any) -> NDArray[np.void]:
     if computing_meta:
         return packed
     out = np.empty((1,) * packed.ndim, dtype=SUMS_DTYPE)
-    for name in SUMS_DTYPE.names:
+    for name in SUMS_DTYPE.names:  # type: ignore[union-attr]  # a structured dtype has names
         out[name] = np.sum(packed[name])
     return out if keepdims else out.reshape(())
 
@@ -224,7 +232,7 @@ def _sums_combine(packed, axis, keepdims, computing_meta=False, **kwargs):
 class DaskObjective:
     """The objective of checked Dask logits: one graph computed per call."""
 
-    def __init__(self, checked: DaskScores, split_every=None):
+    def __init__(self, checked: DaskScores, split_every: int | None = None) -> None:
         import dask.array as da
 
         self._da = da

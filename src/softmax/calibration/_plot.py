@@ -9,19 +9,28 @@ no global backend switch, nothing left open in pyplot's figure manager.
 from __future__ import annotations
 
 import os
-from typing import Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from ._estimator import TemperatureScaling
 from ._inputs import check_bins, check_input
+from .._typing import ArrayLike, NDArray
+from ._inputs import Input, Strategy
 from ._metrics import curve_and_ece, stats
+
+if TYPE_CHECKING:  # matplotlib is optional, imported when a diagram is drawn
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 _BAR = "#4C72B0"
 _GAP = "#DD8452"
 
 
-def _panel(ax, scores, labels, *, input, axis, where, n_bins, strategy, label, counts_ax=None):
+def _panel(ax: Axes, scores: ArrayLike, labels: ArrayLike, *, input: str, axis: int,
+           where: ArrayLike | None, n_bins: int, strategy: Strategy, label: str,
+           counts_ax: Axes | None = None) -> float:
     curve, err = curve_and_ece(stats(scores, labels, input, axis, where), n_bins, strategy)
     edges = curve.edges
     binary = np.ndim(scores) == 1
@@ -68,11 +77,14 @@ def _panel(ax, scores, labels, *, input, axis, where, n_bins, strategy, label, c
     return err
 
 
-def reliability_diagram(scores, labels, *, calibrated=None,
-                        input: Literal["logits", "probs"] = "logits", axis: int = -1,
-                        where=None, n_bins: int = 15,
-                        strategy: Literal["uniform", "quantile"] = "uniform", path=None, ax=None,
-                        title: str | None = None):
+def reliability_diagram(scores: ArrayLike, labels: ArrayLike, *,
+                        calibrated: ArrayLike | TemperatureScaling | None = None,
+                        input: Input = "logits", axis: int = -1,
+                        where: ArrayLike | None = None, n_bins: int = 15,
+                        strategy: Strategy = "uniform",
+                        path: str | os.PathLike[str] | None = None,
+                        ax: Axes | Sequence[Axes] | NDArray[Any] | None = None,
+                        title: str | None = None) -> Figure:
     """Reliability diagram: accuracy per confidence bin against the diagonal.
 
     Bars show each bin's accuracy, a hatched band the gap to perfect
@@ -125,8 +137,10 @@ def reliability_diagram(scores, labels, *, calibrated=None,
         raise ImportError(
             f"reliability_diagram needs matplotlib: pip install matplotlib ({exc})"
         ) from None
+    sets: list[tuple[Any, str, str]]
     sets = [(scores, input, "before: " if calibrated is not None else "")]
     if calibrated is not None:
+        after: ArrayLike
         if isinstance(calibrated, TemperatureScaling):
             if calibrated.input != input:
                 raise ValueError(
@@ -142,7 +156,8 @@ def reliability_diagram(scores, labels, *, calibrated=None,
         sets.append((after, kind, label))
 
     if ax is not None:
-        axes = list(ax) if isinstance(ax, (list, tuple, np.ndarray)) else [ax]
+        axes: list[Axes]
+        axes = list(ax) if isinstance(ax, (list, tuple, np.ndarray)) else [cast("Axes", ax)]
         if len(axes) != len(sets):
             raise ValueError(
                 f"ax must be {len(sets)} Axes (one per set of scores), got {len(axes)}"
@@ -150,7 +165,7 @@ def reliability_diagram(scores, labels, *, calibrated=None,
         for a, (s, kind, label) in zip(axes, sets):
             _panel(a, s, labels, input=kind, axis=axis, where=where, n_bins=n_bins,
                    strategy=strategy, label=label)
-        fig = axes[0].figure
+        fig = cast("Figure", axes[0].figure)  # (a SubFigure's Axes could not be saved anyway)
     else:
         fig = Figure(figsize=(4.6 * len(sets), 6.0), layout="constrained")
         grid = fig.add_gridspec(2, len(sets), height_ratios=(4, 1.3))

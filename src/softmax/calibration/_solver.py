@@ -10,12 +10,14 @@ on u = log T from u = 0 (T = 1), with the exact derivatives of
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 
 from ._inputs import DaskScores, Scores, log_probs
-from ._objective import DaskObjective, NumpyObjective
+from ._objective import DaskObjective, NumpyObjective, ObjectiveValue
+
+Objective = Callable[[float], ObjectiveValue]
 
 # Relative tolerance on T (an absolute one on u = log T).
 _TOL_U = 1e-6
@@ -33,7 +35,7 @@ class Solution(NamedTuple):
     message: str
 
 
-def minimize_log_temperature(objective, lo: float, hi: float) -> Solution:
+def minimize_log_temperature(objective: Objective, lo: float, hi: float) -> Solution:
     """Minimize a unimodal f(u) on [lo, hi], starting at u = 0 (T = 1).
 
     Newton steps inside a shrinking bracket [a, b] that holds the minimum
@@ -60,7 +62,8 @@ def minimize_log_temperature(objective, lo: float, hi: float) -> Solution:
         if f <= best_f:
             best_u, best_f = u, f
 
-        def done(u_end, f_end, converged, at_bound, message):
+        def done(u_end: float, f_end: float, converged: bool, at_bound: bool,
+                 message: str) -> Solution:
             # The T = 1 fallback: never hand back something worse than no scaling.
             if f_end > f0:
                 return Solution(0.0, f0, f0, w, converged, False, evaluation,
@@ -144,8 +147,8 @@ class Fit(NamedTuple):
     """A solved fit, in the units the estimator records."""
 
     temperature: float
-    nll_before: float
-    nll_after: float
+    nll_before: float | None  # None: infinite (JSON has no infinity)
+    nll_after: float | None
     converged: bool
     iterations: int
     at_bound: bool
@@ -154,7 +157,8 @@ class Fit(NamedTuple):
     n_samples: int
 
 
-def _objective(checked: Scores | DaskScores):
+def _objective(checked: Scores | DaskScores) -> tuple[Objective, int]:
+    objective: Objective
     if isinstance(checked, DaskScores):
         objective = DaskObjective(checked)
         n_samples = checked.n_samples
@@ -194,11 +198,11 @@ def evaluate(checked: Scores | DaskScores, temperature: float, bounds: tuple[flo
     """
     if isinstance(checked, DaskScores):
         objective, n_samples = _objective(checked)
-        before = objective(0.0)
-        before = before.f / before.total_weight
+        at_one = objective(0.0)
+        before = at_one.f / at_one.total_weight
         try:
-            after = objective(math.log(temperature))
-            after = after.f / after.total_weight
+            at_t = objective(math.log(temperature))
+            after = at_t.f / at_t.total_weight
         except (OverflowError, ValueError):
             after = math.inf
     else:
@@ -208,7 +212,7 @@ def evaluate(checked: Scores | DaskScores, temperature: float, bounds: tuple[flo
         n_samples = rows.shape[0]
         pick = (np.arange(n_samples), checked.labels)
 
-        def mean_nll(t):
+        def mean_nll(t: float) -> float:
             lp = log_softmax(rows, axis=-1, temperature=t)[pick].astype(np.float64)
             return -float(np.average(lp, weights=checked.weights))
 
