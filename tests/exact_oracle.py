@@ -196,3 +196,48 @@ def check_logsumexp_rows(got, x, keep=None, *, dtype, what: str = ""):
             continue  # the documented cancellation bound
         raise AssertionError(f"logsumexp {what}: row {r} (n={x_rows.shape[1]}): got {have!r}, "
                              f"exact {want!r} ({d:g} ulp > {BOUND[dtype]})")
+
+
+def _axes(ndim: int, axis):
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, int):
+        return (axis % max(ndim, 1),)
+    return tuple(sorted(a % ndim for a in axis))
+
+
+def as_rows(a, axis):
+    """`a` with the reduced axes merged last: (rows, n)."""
+    a = np.asarray(a)
+    axes = _axes(a.ndim, axis)
+    if a.ndim == 0:
+        return a.reshape(1, 1)
+    moved = np.moveaxis(a, axes, range(a.ndim - len(axes), a.ndim))
+    n = math.prod(moved.shape[a.ndim - len(axes):])
+    return moved.reshape(math.prod(moved.shape[: a.ndim - len(axes)]), n)
+
+
+def result_dtype(x) -> np.dtype:
+    dtype = np.asarray(x).dtype
+    return dtype if dtype in BOUND else np.dtype(np.float64)
+
+
+def check_softmax(got, x, axis=-1, *, log=False, temperature=1.0, base=None, where=None,
+                  what=""):
+    """softmax / log_softmax of a whole array along `axis` (int, tuple or None)."""
+    dtype = result_dtype(x)
+    got = np.asarray(got)
+    assert got.shape == np.shape(x), f"{what}: shape {got.shape} != {np.shape(x)}"
+    keep = None if where is None else as_rows(np.broadcast_to(where, np.shape(x)), axis)
+    return check_softmax_rows(as_rows(got, axis), as_rows(np.asarray(x, np.float64), axis), keep,
+                              log=log, scale=scale_of(temperature, base), dtype=dtype, what=what)
+
+
+def check_logsumexp(got, x, axis=None, *, where=None, what=""):
+    """logsumexp of a whole array along `axis` (any keepdims: values are taken in order)."""
+    dtype = result_dtype(x)
+    keep = None if where is None else as_rows(np.broadcast_to(where, np.shape(x)), axis)
+    rows = as_rows(np.asarray(x, np.float64), axis)
+    got = np.asarray(got)
+    assert got.size == rows.shape[0], f"{what}: {got.size} values for {rows.shape[0]} rows"
+    check_logsumexp_rows(got, rows, keep, dtype=dtype, what=what)

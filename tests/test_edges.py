@@ -191,9 +191,13 @@ def test_temperature_inf_is_uniform_over_finite_kept_entries():
 
 def test_temperature_extremes_match_the_limits_numerically():
     x = np.array([1.0, 3.0, 3.0, 2.0])
-    assert np.allclose(sm.softmax(x, temperature=1e-3), sm.softmax(x, temperature=0), atol=1e-300)
-    assert np.allclose(sm.softmax(x, temperature=1e200), sm.softmax(x, temperature=inf),
-                       rtol=1e-15)
+    # exp(-1000) and 1 +- 1e-200 round to 0 and 1: the limits hold exactly, not "close"
+    assert same(sm.softmax(x, temperature=1e-3), [0.0, 0.5, 0.5, 0.0])
+    assert same(sm.softmax(x, temperature=0), [0.0, 0.5, 0.5, 0.0])
+    assert same(sm.softmax(x, temperature=1e200), [0.25] * 4)
+    assert same(sm.softmax(x, temperature=inf), [0.25] * 4)
+    assert same(sm.log_softmax(x, temperature=1e-3), [-2000 - LN2, -LN2, -LN2, -1000 - LN2])
+    assert same(sm.log_softmax(x, temperature=1e200), [-2 * LN2] * 4)
 
 
 # ---- b and return_sign follow scipy.special.logsumexp ------------------------

@@ -18,6 +18,8 @@ from scipy import special
 
 import softmax as sm
 
+import exact_oracle as eo
+
 FUZZ_DIR = Path(__file__).resolve().parent / "fuzz"
 X = np.array([2.0, 1.0, 0.1])
 P_X = special.softmax(X)  # 0.659, 0.242, 0.0986 (the article's example)
@@ -171,6 +173,10 @@ def test_odd_layouts_give_scipys_answer(name, axis, fname):
     # SciPy's log_softmax is good to eps * max|x| in absolute terms, not relative.
     atol = rtol * (1 + np.max(np.abs(plain))) if fname == "log_softmax" else rtol * 1e-3
     np.testing.assert_allclose(got.astype(np.float64), want, rtol=rtol, atol=atol)
+    # and the accuracy promise itself, against mpmath (longdouble is computed in float64)
+    exact_x = plain.astype(want_dtype) if want_dtype in eo.BOUND else plain
+    eo.check_softmax(got.astype(exact_x.dtype), exact_x, axis, log=fname == "log_softmax",
+                     what=name)
     np.testing.assert_array_equal(np.asarray(x), before)  # x is never written
 
 
@@ -178,10 +184,13 @@ def test_odd_layouts_give_scipys_answer(name, axis, fname):
 def test_odd_layouts_logsumexp(name):
     x = ODD_LAYOUTS[name]()
     plain = np.array(x, dtype=np.float64)
+    dtype = np.asarray(ODD_LAYOUTS[name]()).dtype.newbyteorder("=")
+    exact_x = plain.astype(dtype) if dtype in eo.BOUND else plain
     for axis in (None, 0, -1):
-        got = sm.logsumexp(x, axis=axis)
-        rtol = 1e-3 if np.asarray(got).dtype == np.float16 else 1e-6
-        np.testing.assert_allclose(np.asarray(got, np.float64), special.logsumexp(plain, axis=axis), rtol=rtol)
+        got = np.asarray(sm.logsumexp(x, axis=axis))
+        # within the ulp promise of the correctly rounded mpmath value (SciPy is no
+        # reference at that level: it is itself off by an ulp or two)
+        eo.check_logsumexp(got.astype(exact_x.dtype), exact_x, axis, what=f"{name} axis={axis}")
 
 
 def test_memmaps_in_and_out(tmp_path):
