@@ -254,3 +254,13 @@ def test_logsumexp_b_matches_scipy_on_random_arrays():
 
 def test_negative_sum_without_return_sign_is_nan_without_warning():
     assert np.isnan(sm.logsumexp([1.0, 2.0], b=[1.0, -1.0]))
+
+
+def test_masked_weights_are_weights_that_are_not_there():
+    """issue 15 section 3 (a mutation survivor until this test): a masked b entry drops its term."""
+    b = np.ma.masked_array([1.0, 1.0, 2.0], mask=[False, True, False])
+    x = np.array([1.0, 100.0, 2.0])
+    got = sm.logsumexp(x, b=b)
+    # log(e + 2 e^2) = 2 + log(2 + e^-1), exact to float64 rounding of log1p
+    assert got == pytest.approx(2.0 + math.log(2.0 + math.exp(-1.0)), rel=4e-16)
+    assert same(sm.logsumexp(x, b=b, return_sign=True)[1], 1.0)
