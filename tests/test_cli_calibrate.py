@@ -180,6 +180,7 @@ def test_probabilities_are_not_read_as_logits(files):
 
 
 def test_subprocess(files):
+    # the command must exist: a missing `calibrate` fails here (exit 2), it is not skipped
     d, z, y = files
     run = subprocess.run([sys.executable, "-m", "softmax", "calibrate", str(d / "z.npy"),
                           str(d / "y.npy"), "--json"], capture_output=True, text=True, timeout=120)

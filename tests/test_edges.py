@@ -191,9 +191,13 @@ def test_temperature_inf_is_uniform_over_finite_kept_entries():
 
 def test_temperature_extremes_match_the_limits_numerically():
     x = np.array([1.0, 3.0, 3.0, 2.0])
-    assert np.allclose(sm.softmax(x, temperature=1e-3), sm.softmax(x, temperature=0), atol=1e-300)
-    assert np.allclose(sm.softmax(x, temperature=1e200), sm.softmax(x, temperature=inf),
-                       rtol=1e-15)
+    # exp(-1000) and 1 +- 1e-200 round to 0 and 1: the limits hold exactly, not "close"
+    assert same(sm.softmax(x, temperature=1e-3), [0.0, 0.5, 0.5, 0.0])
+    assert same(sm.softmax(x, temperature=0), [0.0, 0.5, 0.5, 0.0])
+    assert same(sm.softmax(x, temperature=1e200), [0.25] * 4)
+    assert same(sm.softmax(x, temperature=inf), [0.25] * 4)
+    assert same(sm.log_softmax(x, temperature=1e-3), [-2000 - LN2, -LN2, -LN2, -1000 - LN2])
+    assert same(sm.log_softmax(x, temperature=1e200), [-2 * LN2] * 4)
 
 
 # ---- b and return_sign follow scipy.special.logsumexp ------------------------
@@ -250,3 +254,13 @@ def test_logsumexp_b_matches_scipy_on_random_arrays():
 
 def test_negative_sum_without_return_sign_is_nan_without_warning():
     assert np.isnan(sm.logsumexp([1.0, 2.0], b=[1.0, -1.0]))
+
+
+def test_masked_weights_are_weights_that_are_not_there():
+    """issue 15 section 3 (a mutation survivor until this test): a masked b entry drops its term."""
+    b = np.ma.masked_array([1.0, 1.0, 2.0], mask=[False, True, False])
+    x = np.array([1.0, 100.0, 2.0])
+    got = sm.logsumexp(x, b=b)
+    # log(e + 2 e^2) = 2 + log(2 + e^-1), exact to float64 rounding of log1p
+    assert got == pytest.approx(2.0 + math.log(2.0 + math.exp(-1.0)), rel=4e-16)
+    assert same(sm.logsumexp(x, b=b, return_sign=True)[1], 1.0)

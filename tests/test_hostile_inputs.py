@@ -18,6 +18,8 @@ from scipy import special
 
 import softmax as sm
 
+import exact_oracle as eo
+
 FUZZ_DIR = Path(__file__).resolve().parent / "fuzz"
 X = np.array([2.0, 1.0, 0.1])
 P_X = special.softmax(X)  # 0.659, 0.242, 0.0986 (the article's example)
@@ -171,6 +173,10 @@ def test_odd_layouts_give_scipys_answer(name, axis, fname):
     # SciPy's log_softmax is good to eps * max|x| in absolute terms, not relative.
     atol = rtol * (1 + np.max(np.abs(plain))) if fname == "log_softmax" else rtol * 1e-3
     np.testing.assert_allclose(got.astype(np.float64), want, rtol=rtol, atol=atol)
+    # and the accuracy promise itself, against mpmath (longdouble is computed in float64)
+    exact_x = plain.astype(want_dtype) if want_dtype in eo.BOUND else plain
+    eo.check_softmax(got.astype(exact_x.dtype), exact_x, axis, log=fname == "log_softmax",
+                     what=name)
     np.testing.assert_array_equal(np.asarray(x), before)  # x is never written
 
 
@@ -178,10 +184,13 @@ def test_odd_layouts_give_scipys_answer(name, axis, fname):
 def test_odd_layouts_logsumexp(name):
     x = ODD_LAYOUTS[name]()
     plain = np.array(x, dtype=np.float64)
+    dtype = np.asarray(ODD_LAYOUTS[name]()).dtype.newbyteorder("=")
+    exact_x = plain.astype(dtype) if dtype in eo.BOUND else plain
     for axis in (None, 0, -1):
-        got = sm.logsumexp(x, axis=axis)
-        rtol = 1e-3 if np.asarray(got).dtype == np.float16 else 1e-6
-        np.testing.assert_allclose(np.asarray(got, np.float64), special.logsumexp(plain, axis=axis), rtol=rtol)
+        got = np.asarray(sm.logsumexp(x, axis=axis))
+        # within the ulp promise of the correctly rounded mpmath value (SciPy is no
+        # reference at that level: it is itself off by an ulp or two)
+        eo.check_logsumexp(got.astype(exact_x.dtype), exact_x, axis, what=f"{name} axis={axis}")
 
 
 def test_memmaps_in_and_out(tmp_path):
@@ -394,9 +403,52 @@ def _fuzz_module():
 REGRESSION_FILES = sorted(p for p in (FUZZ_DIR / "regressions").iterdir() if p.suffix != ".md")
 
 
+def _recorded_issue(fz, path: Path):
+    """`known-b-range-mixed-sign-inf-<sha>` -> 'b_range' (the longest probe name it starts with)."""
+    stem = path.name[len("known-"):].rsplit("-", 1)[0].replace("-", "_")
+    names = [n for n in fz.PROBES if stem == n or stem.startswith(n + "_")]
+    assert names, f"{path.name}: no probe in fuzz_core.PROBES for issue {stem!r}"
+    return max(names, key=len)
+
+
 @pytest.mark.parametrize("path", REGRESSION_FILES, ids=[p.name for p in REGRESSION_FILES])
 def test_fuzz_regression(path):
-    _fuzz_module().one_input(path.read_bytes())
+    """Replays one saved input; fails, naming the regression, if its recorded fix is missing.
+
+    A `known-<issue>-` file must still reach its issue's code path (else it no
+    longer guards anything) and the issue's fix must be in: the harness raises
+    MissingFix instead of counting the input as known.
+    """
+    fz = _fuzz_module()
+    issue = _recorded_issue(fz, path) if path.name.startswith("known-") else None
+    if issue is not None:
+        missing = fz.missing_fixes()
+        assert issue not in missing, (
+            f"regression {path.name}: recorded fix {issue!r} is missing ({missing[issue]})")
+    try:
+        fz.one_input(path.read_bytes())
+    except AssertionError as exc:
+        raise AssertionError(f"regression {path.name} fails again: {exc}") from exc
+    # (b_range, f16_overflow and snan are recognised only when the call goes wrong)
+    if issue is not None and issue not in ("b_range", "f16_overflow", "snan"):
+        assert fz.KNOWN_HITS.get(issue, 0) >= 1, (
+            f"regression {path.name} no longer reaches issue {issue!r} (the harness's decoding "
+            f"changed?): hits {fz.KNOWN_HITS}")
+
+
+def test_every_recorded_fix_is_in():
+    fz = _fuzz_module()
+    assert fz.missing_fixes() == {}
+
+
+def test_missing_fix_fails_the_replay(monkeypatch):
+    """The replay cannot be green when a probe finds the fix missing (the audit's mutant)."""
+    fz = _fuzz_module()
+    fz.patched()
+    monkeypatch.setitem(fz.PATCHED, "masked", False)
+    (path,) = [p for p in REGRESSION_FILES if p.name.startswith("known-masked-")]
+    with pytest.raises(AssertionError, match="recorded fix 'masked' is missing"):
+        fz.one_input(path.read_bytes())
 
 
 def test_fuzz_harness_smoke():
@@ -406,3 +458,4 @@ def test_fuzz_harness_smoke():
     for _ in range(300):
         fz.one_input(rng.integers(0, 256, size=int(rng.integers(1, 300)), dtype=np.uint8).tobytes())
     assert fz.STATS["checked"] > 50
+    assert fz.STATS["long"] >= 3  # long rows and column panels are reached

@@ -11,9 +11,18 @@ reversed x) and sometimes exactly one invalid argument. The call must
 * not crash and not trip a sanitizer (run it under tools/sanitize.sh's build),
 * raise TypeError/ValueError for the invalid argument, and nothing else,
 * otherwise return the right dtype and shape, leave x alone (unless out
-  aliases it), raise no RuntimeWarning, and match an independent reference
-  (``tests/slow_twins.py`` textbook formulas and SciPy) within a tolerance set
-  per dtype.
+  aliases it), raise no RuntimeWarning, and match the correctly rounded mpmath
+  answer (``tests/exact_oracle.py``) within the accuracy promise (1 ulp
+  float16/float32, 2 ulp float64) on rows whose kept entries are finite, and
+  exactly on edge rows (NaN, +-inf, empty, temperature 0); longdouble is held
+  to the float64 textbook twin (``tests/slow_twins.py``).
+
+One input in 32 is a long row (> 131,072 elements: summed in segments and
+merged) or a column panel (axis 0), tiled from palette values with
+extremes and banned blocks, at any temperature / base, with or without a mask.
+
+An input that reaches an issue recorded in ``PROBES`` while the probe finds
+its fix missing raises ``MissingFix``: the regression replay fails, naming it.
 
 An eighth of the inputs call ``softmax._core`` directly with mismatched
 shapes, dtypes, masks and read-only outputs: the C layer must stay memory
@@ -44,6 +53,8 @@ from numpy.lib.stride_tricks import as_strided
 
 REGRESSIONS = Path(__file__).resolve().parent / "regressions"
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the slow twins
+
+import exact_oracle as eo  # noqa: E402  (tests/: mpmath, shares no code with the package)
 
 
 class Draw:
@@ -312,15 +323,21 @@ def _internal_overlap(a: np.ndarray) -> bool:
     return len(np.unique(offsets)) != offsets.size
 
 
-# Behaviour the Python layer gets wrong until a patch proposed in
-# the README's Hardening section is applied. Each probe asks the public API whether the
-# patch is in; inputs that hit an unpatched issue are counted, not failed.
-def _probe(fn) -> bool:
+# Behaviour the Python layer once got wrong (the README's Hardening section,
+# P1-P11). Each probe asks the public API whether the fix is in; an input that
+# hits an issue whose fix is missing FAILS, naming the fix (MissingFix), so a
+# regression file replays red when its fix is undone.
+PROBE_ERRORS: dict[str, str] = {}
+
+
+def _probe(fn, name: str = "") -> bool:
+    """Does the patch answer right? An exception is a missing patch, and is kept to be shown."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return bool(fn())
-    except Exception:
+    except Exception as exc:  # reported by _known / missing_fixes, never silently
+        PROBE_ERRORS[name] = f"{type(exc).__name__}: {exc}"
         return False
 
 
@@ -388,40 +405,58 @@ def _probe_b_range():
 PATCHED: dict[str, bool] = {}
 
 
+def _probe_scalar():
+    return __import__("softmax").softmax(np.float64(2.0), axis=None) == 1.0
+
+
+def _probe_byteorder_out():
+    return __import__("softmax").softmax(np.zeros(2), out=np.empty(2, ">f8"))[0] == 0.5
+
+
+def _probe_empty_axes():
+    return __import__("softmax").softmax(np.empty((0, 2, 2)), axis=(1, 2)).shape == (0, 2, 2)
+
+
+PROBES = {
+    "scalar": _probe_scalar,
+    "overlap": _probe_overlap,
+    "unaligned_out": _probe_unaligned_out,
+    "byteorder_out": _probe_byteorder_out,
+    "masked": _probe_masked,
+    "axis_overflow": _probe_axis_overflow,
+    "empty_axes": _probe_empty_axes,
+    "f16_overflow": _probe_f16_overflow,
+    "snan": _probe_snan,
+    "b_range": _probe_b_range,
+}
+
+
 def patched() -> dict[str, bool]:
-    """Which patches are in, asked once (after atheris has instrumented imports)."""
+    """Which fixes are in, asked once (after atheris has instrumented imports)."""
     if not PATCHED:
-        PATCHED.update(
-            scalar=_probe(lambda: __import__("softmax").softmax(np.float64(2.0), axis=None) == 1.0),
-            overlap=_probe(_probe_overlap),
-            unaligned_out=_probe(_probe_unaligned_out),
-            byteorder_out=_probe(
-                lambda: __import__("softmax").softmax(np.zeros(2), out=np.empty(2, ">f8"))[0] == 0.5
-            ),
-            masked=_probe(_probe_masked),
-            axis_overflow=_probe(_probe_axis_overflow),
-            empty_axes=_probe(
-                lambda: __import__("softmax").softmax(np.empty((0, 2, 2)), axis=(1, 2)).shape
-                == (0, 2, 2)
-            ),
-            f16_overflow=_probe(_probe_f16_overflow),
-            snan=_probe(_probe_snan),
-            b_range=_probe(_probe_b_range),
-        )
+        PATCHED.update({name: _probe(fn, name) for name, fn in PROBES.items()})
     return PATCHED
 
 
-KNOWN_HITS: dict[str, int] = {}
+KNOWN_HITS: dict[str, int] = {}  # how often an input reached each recorded issue's path
 
 
-class Known(Exception):
-    """The input hit an issue whose patch is not applied yet."""
+class MissingFix(AssertionError):
+    """The input reached a recorded issue whose fix is not in the package."""
+
+
+def missing_fixes() -> dict[str, str]:
+    """{issue: why} for every recorded fix whose probe fails."""
+    return {name: PROBE_ERRORS.get(name, "probe answered wrong")
+            for name, ok in patched().items() if not ok}
 
 
 def _known(name: str, condition: bool) -> None:
-    if condition and not patched()[name]:
-        KNOWN_HITS[name] = KNOWN_HITS.get(name, 0) + 1
-        raise Known(name)
+    if not condition:
+        return
+    KNOWN_HITS[name] = KNOWN_HITS.get(name, 0) + 1
+    if not patched()[name]:
+        raise MissingFix(f"recorded fix {name!r} is missing: {missing_fixes()[name]}")
 
 
 def _pick_out(d: Draw, x, shape, res_dtype: np.dtype, shared):
@@ -581,10 +616,18 @@ def _check_softmax_family(d: Draw, fname: str):
         mask = keep if mask is None else mask & keep
         x_before = np.asarray(x_before)
     want, kind, c = expected_softmax(x_before, axes, temperature, base, mask, log)
-    finite = np.isfinite(x_before.astype(np.float64))
-    spread = float(np.max(np.abs(x_before.astype(np.float64)[finite]), initial=0.0))
-    scale = spread * (abs(c) if kind == "finite" else 1.0)
-    _compare(got, want, res_dtype, log, scale, what)
+    if res_dtype in eo.BOUND:
+        # The accuracy promise against mpmath, and the edge rules exactly.
+        with np.errstate(all="ignore"):
+            rows = _as_rows(np.asarray(x_before).astype(np.float64), axes)
+        keep = None if mask is None else _as_rows(np.asarray(mask), axes)
+        eo.check_softmax_rows(_as_rows(got.astype(res_dtype), axes), rows, keep, log=log,
+                              scale=eo.scale_of(temperature, base), dtype=res_dtype, what=what)
+    else:  # longdouble: computed in float64, held to the float64 textbook twin
+        finite = np.isfinite(x_before.astype(np.float64))
+        spread = float(np.max(np.abs(x_before.astype(np.float64)[finite]), initial=0.0))
+        scale = spread * (abs(c) if kind == "finite" else 1.0)
+        _compare(got, want, res_dtype, log, scale, what)
     STATS["checked"] += 1
     _plain_case_vs_scipy(got, x_before, axes, kind, c, mask, base, temperature, log, res_dtype, what)
 
@@ -659,6 +702,24 @@ def _check_logsumexp(d: Draw):
 
     x64 = np.asarray(x_before, np.float64)
     rows = _as_rows(x64, axes)
+    if b is None and _result_dtype(dtype) in eo.BOUND:
+        keep = None
+        if where is not None:
+            keep = _as_rows(np.broadcast_to(_where_array(where), shape), axes)
+        got_v = np.asarray(got[0] if return_sign else got)
+        want_shape = rows.shape[:-1]
+        if keepdims:
+            want_shape = np.expand_dims(np.empty(want_shape), axes).shape
+        assert got_v.shape == want_shape, f"shape {got_v.shape} != {want_shape}: {what}"
+        assert got_v.dtype == _result_dtype(dtype), f"dtype {got_v.dtype}: {what}"
+        eo.check_logsumexp_rows(got_v, rows, keep, dtype=_result_dtype(dtype), what=what)
+        if return_sign:
+            sign64 = np.asarray(sign, np.float64).reshape(-1)
+            v64 = got_v.astype(np.float64).reshape(-1)
+            want_s = np.where(np.isnan(v64), np.nan, np.where(v64 == -np.inf, 0.0, 1.0))
+            np.testing.assert_array_equal(sign64, want_s, err_msg="sign: " + what)
+        STATS["checked"] += 1
+        return
     keep = np.ones(rows.shape, bool)
     if where is not None:
         keep = _as_rows(np.broadcast_to(_where_array(where), shape), axes).copy()
@@ -759,8 +820,73 @@ def _lse_row(v: np.ndarray, keep: np.ndarray, b):
     return value, sign, 1e-13 * cond * (1 + abs(big)) + 1e-300
 
 
+LONG_LENGTHS = [131_073, 152_064, 262_147, 140_000]   # past the core's 131,072-element row cache
+PANEL_LENGTHS = [5, 300, 4097, 131_073]
+PANEL_WIDTHS = [1, 3, 17, 64]
+
+
+def _check_long(d: Draw, sub: int):
+    """A long row (summed in segments and merged) or a column panel (axis 0), against mpmath.
+
+    The row is tiled from a handful of palette values (so the exact reference
+    costs a few mpmath exponentials), with extremes scattered through it and,
+    now and then, a banned block at the dtype's most negative value.
+    """
+    import softmax
+
+    dtype = np.dtype(d.choice([np.float64, np.float32, np.float16]))
+    fname = ["softmax", "log_softmax", "logsumexp"][sub % 3]
+    layout = d.choice(["row", "rows2", "panel"])
+    if layout == "panel":
+        shape, axis = (d.choice(PANEL_LENGTHS), d.choice(PANEL_WIDTHS)), 0
+    else:
+        n = d.choice(LONG_LENGTHS)
+        shape, axis = ((n,) if layout == "row" else (2, n)), -1
+    rng = np.random.default_rng(d.int(0, 2**32 - 1))
+    pattern = _values(d, d.int(1, 16), dtype)
+    x = pattern[rng.integers(0, pattern.size, math.prod(shape))].reshape(shape)
+    extremes = _values(d, d.int(0, 4), dtype)
+    for v in extremes:
+        x.reshape(-1)[rng.integers(0, x.size)] = v
+    if d.chance(3):  # a banned block: segments whose max is far below the row's
+        start = rng.integers(0, x.shape[axis])
+        idx = [slice(None)] * x.ndim
+        idx[axis] = slice(start, start + x.shape[axis] // 2)
+        x[tuple(idx)] = np.finfo(dtype).min if d.chance(2) else -np.finfo(dtype).max / 2
+    kwargs = {"axis": axis}
+    temperature, base = 1.0, None
+    if fname != "logsumexp":
+        t = d.byte() % 4
+        if t >= 1:
+            temperature = d.choice(TEMPERATURES)
+        if t >= 2:
+            base = d.choice(BASES)
+        kwargs.update(temperature=temperature)
+        if base is not None:
+            kwargs["base"] = base
+    keep = None
+    if d.chance(3):
+        keep = rng.random(shape) < d.choice([0.5, 0.99, 0.01, 0.9])
+        kwargs["where"] = keep
+    what = f"long {fname} dtype={dtype} shape={shape} axis={axis} T={temperature} base={base} where={keep is not None}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        got = getattr(softmax, fname)(x, **kwargs)
+    rows = np.moveaxis(x, axis, -1).astype(np.float64)
+    keep_rows = None if keep is None else np.moveaxis(keep, axis, -1)
+    if fname == "logsumexp":
+        eo.check_logsumexp_rows(got, rows, keep_rows, dtype=dtype, what=what)
+    else:
+        assert got.shape == shape and got.dtype == dtype, what
+        eo.check_softmax_rows(np.moveaxis(got, axis, -1), rows, keep_rows,
+                              log=fname == "log_softmax", scale=eo.scale_of(temperature, base),
+                              dtype=dtype, what=what)
+    STATS["checked"] += 1
+    STATS["long"] += 1
+
+
 CORE_SIGNATURES = ("(x, out, where, c_hi, c_lo, log_mode)", "(x, out, where)")
-STATS = {"checked": 0, "rejected": 0, "core_direct": 0}
+STATS = {"checked": 0, "rejected": 0, "core_direct": 0, "long": 0}
 
 
 def _check_core_direct(d: Draw):
@@ -807,16 +933,15 @@ def _check_core_direct(d: Draw):
 def one_input(data: bytes) -> None:
     """The fuzz target: one decoded call, checked; raises AssertionError on a finding."""
     d = Draw(data)
-    mode = d.byte() % 8
-    try:
-        if mode == 7:
-            _check_core_direct(d)
-        elif mode in (5, 6):
-            _check_logsumexp(d)
-        else:
-            _check_softmax_family(d, "log_softmax" if mode in (3, 4) else "softmax")
-    except Known:
-        pass
+    mode = d.byte()
+    if mode >= 248:  # 1 in 32: a long row (> 131,072: segments merged) or a column panel
+        _check_long(d, mode % 8)
+    elif mode % 8 == 7:
+        _check_core_direct(d)
+    elif mode % 8 in (5, 6):
+        _check_logsumexp(d)
+    else:
+        _check_softmax_family(d, "log_softmax" if mode % 8 in (3, 4) else "softmax")
 
 
 def _save(data: bytes) -> Path:
@@ -840,7 +965,7 @@ def _random_mode(seconds: float, seed: int) -> int:
             print(f"FAIL {_save(data).name}: {str(exc)[:400]}", flush=True)
     elapsed = time.monotonic() - start
     print(f"random mode: {count} inputs in {elapsed:.0f} s ({count / elapsed:.0f}/s), "
-          f"{failures} failing; {STATS}; known unpatched issues hit: {KNOWN_HITS}", flush=True)
+          f"{failures} failing; {STATS}; recorded issues reached: {KNOWN_HITS}", flush=True)
     return 1 if failures else 0
 
 
