@@ -53,10 +53,10 @@ DTYPES = [np.float64, np.float32, np.float16]
 TEMPERATURES = [1.0, 1.0, 0.7, 2.0, 0.0, math.inf, 1e-300, 1e300, 3.7, 0.1, 1e-5]
 BASES = [None, None, None, 2.0, 0.5, 10.0, 1 + 2**-30]
 LONG = [131_073, 140_000]
-# Known product bug (pinned strict-xfail: test_dask_log_softmax_with_scaled_max_beyond_float64):
-# log_softmax through the merge formulas (Dask, array API, torch; not the C core) gives NaN for the kept entries of a row where some finite entry (kept or
-# masked out) times c = |ln a| / T overflows float64 (finfo.max at T = 1e-300, base 10); those NaNs alone are tolerated until fixed.
-ALLOW_MERGE_LOG_SCALED_OVERFLOW = True
+# Fixed (test_dask_log_softmax_with_scaled_max_beyond_float64): log_softmax through the
+# merge formulas gave NaN where some finite entry times c = |ln a| / T overflows float64
+# (the split of a huge c overflowed in the error term). Nothing is tolerated any more.
+ALLOW_MERGE_LOG_SCALED_OVERFLOW = False
 
 
 def _specials(dtype):
@@ -316,8 +316,6 @@ def test_score_gap_beyond_float64_with_temperature_above_one(monkeypatch, log, t
     eo.check_softmax_rows(got, x, log=log, scale=scale, dtype=np.float64)
 
 
-@pytest.mark.xfail(strict=True, reason="product bug found by this file: Dask log_softmax is NaN "
-                   "where the row's max times 1/T overflows (the C core gives [0, -inf])")
 def test_dask_log_softmax_with_scaled_max_beyond_float64():
     x = np.array([[np.finfo(np.float64).max, 1.0]])
     got = sm.log_softmax(da.from_array(x, chunks=(1, 1)), temperature=1e-300, base=10.0)

@@ -156,9 +156,12 @@ def _two_prod_err(xp: Namespace, a: Array, b: float, eps: float) -> Array:
 
     Where |a| is so large that splitting would overflow the error is taken
     as 0; those products are far outside the range where exp is not 0 or
-    inf anyway.
+    inf anyway. The same for a huge multiplier b (1/T beyond ~2^996, for a
+    temperature below ~1e-300): splitting it would overflow to inf - inf.
     """
     splitter, big = _split_constants(eps)
+    if not abs(b) < big:
+        return xp.zeros_like(a)
     safe = xp.where(xp.abs(a) < big, a, 0.0)
     a_hi, a_lo = _split(safe, splitter)
     b_hi, b_lo = _split(b, splitter)
