@@ -14,7 +14,14 @@ from ._activations import (
     temperature_from_base,
 )
 from ._api import log_softmax, logsumexp, softmax
-from ._config import config, get_num_threads, set_num_threads, show_config
+from ._config import (
+    config,
+    get_accuracy,
+    get_num_threads,
+    set_accuracy,
+    set_num_threads,
+    show_config,
+)
 from ._derivatives import log_softmax_vjp, softmax_jacobian, softmax_vjp
 from ._hardmax import hardmax
 from ._losses import cross_entropy, cross_entropy_grad, entropy
@@ -30,6 +37,7 @@ __all__ = [
     "cross_entropy",
     "cross_entropy_grad",
     "entropy",
+    "get_accuracy",
     "get_num_threads",
     "hardmax",
     "log_sigmoid",
@@ -38,6 +46,7 @@ __all__ = [
     "logit",
     "logsumexp",
     "sample",
+    "set_accuracy",
     "set_num_threads",
     "show_config",
     "sigmoid",

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from . import _config, _core, _reference  # _config: sets the thread default
+from . import _config, _core, _reference  # _config: sets the thread and accuracy defaults
 from ._validation import (
     UNIT_SCALE,
     as_float_array,
@@ -132,7 +132,7 @@ def _writes_in_place(out_last: np.ndarray, x_last: np.ndarray, mask_last) -> boo
     return mask_last is None or not np.may_share_memory(out_last, mask_last)
 
 
-def _softmax_family(x, axis, temperature, base, where, out, *, log: bool):
+def _softmax_family(x, axis, temperature, base, where, out, *, log: bool, accuracy: int = -1):
     x, where = unmask(x, where)
     arr = as_float_array(x)
     result_dtype = arr.dtype
@@ -148,7 +148,7 @@ def _softmax_family(x, axis, temperature, base, where, out, *, log: bool):
         arr_r = arr[..., np.newaxis]
         mask_r = None if mask is None else mask[..., np.newaxis]
         result = _softmax_family(
-            arr_r, -1, temperature, base, mask_r, None, log=log
+            arr_r, -1, temperature, base, mask_r, None, log=log, accuracy=accuracy
         )[..., 0]
         return _finish(result, out, result_dtype)
 
@@ -180,7 +180,7 @@ def _softmax_family(x, axis, temperature, base, where, out, *, log: bool):
     if not direct:
         target = np.empty(x_last.shape, dtype=work_dtype)
 
-    _core.softmax(x_last, target, mask_last, scale.c_hi, scale.c_lo, log)
+    _core.softmax(x_last, target, mask_last, scale.c_hi, scale.c_lo, log, accuracy)
 
     result = full if direct else _axes_back(target, arr.shape, axes)
     return result if result is out else _finish(result, out, result_dtype)
@@ -198,7 +198,7 @@ def _finish(result: np.ndarray, out, dtype: np.dtype):
     return result[()] if result.ndim == 0 else result
 
 
-def softmax(x, axis=-1, *, temperature=1.0, base=None, where=None, out=None):
+def softmax(x, axis=-1, *, temperature=1.0, base=None, where=None, out=None, accuracy=None):
     r"""Softmax: scores into probabilities that are >= 0 and sum to 1.
 
     .. math:: \mathrm{softmax}(x)_i = \frac{e^{x_i / T}}{\sum_j e^{x_j / T}}
@@ -227,6 +227,12 @@ def softmax(x, axis=-1, *, temperature=1.0, base=None, where=None, out=None):
         nothing included is an empty distribution (all 0).
     out : ndarray, optional
         Array of x's shape and result dtype to write into (may be ``x``).
+    accuracy : {"high", "fast"}, optional
+        ``"high"``: the promise above. ``"fast"``: float16 and float32 in
+        float32 lanes with a float32 exp, within 4 ulp on every measured
+        family (docs/accuracy-modes.md), the same edge semantics; float64
+        runs as in ``"high"``. Default ``None``: the process default
+        (`set_accuracy`, ``SOFTMAX_ACCURACY``; ``"high"`` unless set).
 
     Returns
     -------
@@ -254,16 +260,23 @@ def softmax(x, axis=-1, *, temperature=1.0, base=None, where=None, out=None):
     >>> sm.softmax([2.0, 1.0, 0.1], temperature=0)
     array([1., 0., 0.])
     """
-    if (result := _fast(0, x, axis, temperature, base, where, out)) is not None:
-        return result
+    if accuracy is None:
+        if (result := _fast(0, x, axis, temperature, base, where, out)) is not None:
+            return result
+        code = -1
+    else:
+        code = _config.accuracy_code(accuracy)
+        if (result := _fast(0, x, axis, temperature, base, where, out, code)) is not None:
+            return result
     if _foreign(x):
         from . import _generic
 
         return _generic.softmax(x, axis, temperature=temperature, base=base, where=where, out=out)
-    return _softmax_family(x, axis, temperature, base, where, out, log=False)
+    return _softmax_family(x, axis, temperature, base, where, out, log=False, accuracy=code)
 
 
-def log_softmax(x, axis=-1, *, temperature=1.0, base=None, where=None, out=None):
+def log_softmax(x, axis=-1, *, temperature=1.0, base=None, where=None, out=None,
+                accuracy=None):
     r"""Logarithm of softmax, computed without ever taking a log of a rounded p.
 
     .. math:: \log \mathrm{softmax}(x)_i = x_i - \max x - \log\Big(1 + \sum_{j \ne k} e^{x_j - \max x}\Big)
@@ -276,6 +289,12 @@ def log_softmax(x, axis=-1, *, temperature=1.0, base=None, where=None, out=None)
     ----------
     x, axis, temperature, base, where, out
         As for `softmax`. Excluded entries and empty slices give ``-inf``.
+    accuracy : {"high", "fast"}, optional
+        ``"high"``: the promise above. ``"fast"``: float16 and float32 in
+        float32 lanes with a float32 exp, within 4 ulp on every measured
+        family (docs/accuracy-modes.md), the same edge semantics; float64
+        runs as in ``"high"``. Default ``None``: the process default
+        (`set_accuracy`, ``SOFTMAX_ACCURACY``; ``"high"`` unless set).
 
     Returns
     -------
@@ -290,16 +309,23 @@ def log_softmax(x, axis=-1, *, temperature=1.0, base=None, where=None, out=None)
     >>> float(sm.log_softmax([40.0, 0.0])[0])  # p = 1 - 4.2e-18, still visible
     -4.248354255291589e-18
     """
-    if (result := _fast(1, x, axis, temperature, base, where, out)) is not None:
-        return result
+    if accuracy is None:
+        if (result := _fast(1, x, axis, temperature, base, where, out)) is not None:
+            return result
+        code = -1
+    else:
+        code = _config.accuracy_code(accuracy)
+        if (result := _fast(1, x, axis, temperature, base, where, out, code)) is not None:
+            return result
     if _foreign(x):
         from . import _generic
 
         return _generic.log_softmax(x, axis, temperature=temperature, base=base, where=where, out=out)
-    return _softmax_family(x, axis, temperature, base, where, out, log=True)
+    return _softmax_family(x, axis, temperature, base, where, out, log=True, accuracy=code)
 
 
-def logsumexp(x, axis=None, *, b=None, keepdims=False, return_sign=False, where=None):
+def logsumexp(x, axis=None, *, b=None, keepdims=False, return_sign=False, where=None,
+              accuracy=None):
     r"""Log of the sum of exponentials, without overflow: ``log(sum(b * exp(x)))``.
 
     Computed as ``max + log1p(sum of the other terms)`` with a compensated
@@ -323,6 +349,10 @@ def logsumexp(x, axis=None, *, b=None, keepdims=False, return_sign=False, where=
         Return ``(log|s|, sign(s))``. Without it, a negative sum is NaN.
     where : array_like of bool, optional
         Entries to include; a slice with nothing included gives ``-inf``.
+    accuracy : {"high", "fast"}, optional
+        As for `softmax` (without `b`; weighted sums take SciPy's path in
+        either mode). In ``"fast"`` mode a result that cancels against
+        max(x) is within 4 ulp of max(x).
 
     Returns
     -------
@@ -348,8 +378,14 @@ def logsumexp(x, axis=None, *, b=None, keepdims=False, return_sign=False, where=
     >>> sm.logsumexp([[0.0, 0.0], [1.0, -np.inf]], axis=1)
     array([0.69314718, 1.        ])
     """
-    if (result := _fast(2, x, axis, b, keepdims, where, return_sign)) is not None:
-        return result
+    if accuracy is None:
+        if (result := _fast(2, x, axis, b, keepdims, where, return_sign)) is not None:
+            return result
+        code = -1
+    else:
+        code = _config.accuracy_code(accuracy)
+        if (result := _fast(2, x, axis, b, keepdims, where, return_sign, code)) is not None:
+            return result
     if _foreign(x):
         from . import _generic
 
@@ -389,7 +425,7 @@ def logsumexp(x, axis=None, *, b=None, keepdims=False, return_sign=False, where=
     else:
         x_last = x_last.astype(work_dtype, copy=False)
         value = np.empty(x_last.shape[:-1], dtype=work_dtype)
-        _core.logsumexp(x_last, value, mask_last)
+        _core.logsumexp(x_last, value, mask_last, code)
         sign = np.where(value == -np.inf, 0.0, 1.0)
         sign = np.where(np.isnan(value), np.nan, sign)
 
