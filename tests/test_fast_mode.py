@@ -263,3 +263,27 @@ def test_fast_mode_keeps_the_dominant_entry_log_probability():
     want = -(math.exp(-30) + math.exp(-31) + math.exp(float(np.float32(-29.9))))
     assert got[0] < 0
     assert float(got[0]) == pytest.approx(want, rel=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["high", "fast"])
+@pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("n", [1, 5, 129, 1000])
+def test_columns_give_the_bits_of_rows(mode, dtype, n):
+    """Axis 0 of a C-ordered array runs the column panels (40 columns: wider
+    than any target's vector of floats); each column's bits are those of
+    the same values as a row, in both modes, with -inf, dominant entries,
+    a temperature and a base below 1 (the minimum as reference point)."""
+    rng = np.random.default_rng([n, np.dtype(dtype).itemsize, len(mode)])
+    rows = (rng.standard_normal((40, n)) * 6).astype(dtype)
+    rows[3, ::3] = -np.inf
+    rows[5, 0] += 60
+    rows[7] = -rows[7] - 100   # exps far below e^-86
+    cols = np.ascontiguousarray(rows.T)
+    for kw in ({}, {"temperature": 0.7}, {"base": 0.5}):
+        for name in ("softmax", "log_softmax"):
+            f = getattr(sm, name)
+            want = f(rows, axis=-1, accuracy=mode, **kw)
+            got = f(cols, axis=0, accuracy=mode, **kw).T
+            assert _bits(got) == _bits(want), (name, kw)
+    want = sm.logsumexp(rows, axis=-1, accuracy=mode)
+    assert _bits(sm.logsumexp(cols, axis=0, accuracy=mode)) == _bits(want)

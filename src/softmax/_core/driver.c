@@ -566,6 +566,13 @@ row_at(const sm_job *job, ptrdiff_t r, sm_row *row, char **lse_out)
     }
 }
 
+/* Columns per column block: a vector of doubles, or of floats (kernels32) */
+static ptrdiff_t
+job_width(const sm_job *job)
+{
+    return use32(job) ? job->tg->width32 : job->tg->width;
+}
+
 static ptrdiff_t
 item_size(int dtype)
 {
@@ -584,14 +591,9 @@ static int
 column_layout(const sm_job *job)
 {
     const ptrdiff_t isz = item_size(job->dtype);
-    /* the float32-lane kernels have no column panels: strided rows (which
-     * give the bits a contiguous row gives) */
-    if (use32(job)) {
-        return 0;
-    }
     if (job->mask != NULL || job->outer_ndim == 0 || job->n > SM_ROW_CACHE || job->n == 0 ||
         job->x_stride == isz || job->x_strides[job->outer_ndim - 1] != isz ||
-        job->dims[job->outer_ndim - 1] < job->tg->width) {
+        job->dims[job->outer_ndim - 1] < job_width(job)) {
         return 0;
     }
     /* the panel's outputs must be adjacent too, for vector stores */
@@ -602,7 +604,7 @@ column_layout(const sm_job *job)
 static ptrdiff_t
 panel_width(const sm_job *job)
 {
-    const ptrdiff_t w = job->tg->width;
+    const ptrdiff_t w = job_width(job);
     ptrdiff_t p = SM_PANEL_BYTES / (job->n * item_size(job->dtype)) / w * w;
     return p < w ? w : (p > SM_PANEL ? SM_PANEL : p);
 }
@@ -650,6 +652,22 @@ column_sum(const sm_job *job, const double *acc, ptrdiff_t ncols, ptrdiff_t l, d
     dd_add(acc[4 * plane + l] - 1.0, 0.0, hi, lo, r_hi, r_lo);
 }
 
+/* column_sum for the float32-lane kernels' acc (sums of the hi plane only) */
+static void
+column_sum32(const sm_job *job, const double *acc, ptrdiff_t ncols, ptrdiff_t l, double *r_hi,
+             double *r_lo)
+{
+    const int lanes = job->tg->lanes32;
+    sm_acc one;
+    memset(&one, 0, sizeof(one));
+    for (int k = 0; k < lanes; k++) {
+        one.hi[k] = acc[k * ncols + l];
+    }
+    double hi, lo;
+    acc_reduce(&one, lanes, &hi, &lo);
+    dd_add(acc[(ptrdiff_t)lanes * ncols + l] - 1.0, 0.0, hi, lo, r_hi, r_lo);
+}
+
 static int
 column_kind(double nan, double m)
 {
@@ -664,15 +682,22 @@ static void
 columns_panel(const sm_job *job, const sm_row *row, char *lse_out, ptrdiff_t ncols,
               double *scratch, double *v)
 {
+    const int k32_ = use32(job);
     const sm_dtype_kernels *K = &job->tg->k[job->dtype];
+    const sm_k32 *K32 = k32(job);
     const int negate = job->sc.negate;
     const ptrdiff_t isz = item_size(job->dtype), o_step = job->o_strides[job->outer_ndim - 1];
-    const sm_cols c = {row->x, row->out, row->n, ncols / job->tg->width, row->x_stride,
+    const sm_cols c = {row->x, row->out, row->n, ncols / job_width(job), row->x_stride,
                        row->out_stride};
     double *m = scratch, *nan = m + ncols, *m_run = nan + ncols, *a_hi = m_run + ncols;
     double *a_lo = a_hi + ncols, *acc = a_lo + ncols;
     int special = 0;
-    K->cols_max(&c, negate, m, nan);
+    if (k32_) {
+        K32->cols_max(&c, negate, m, nan);
+    }
+    else {
+        K->cols_max(&c, negate, m, nan);
+    }
     for (ptrdiff_t l = 0; l < ncols; l++) {
         const int kind = column_kind(nan[l], m[l]);
         if (kind == SM_ROW_POSINF) {
@@ -692,10 +717,20 @@ columns_panel(const sm_job *job, const sm_row *row, char *lse_out, ptrdiff_t nco
         m_run[l] = kind == SM_ROW_FINITE ? m[l] : 0.0;
         special |= kind != SM_ROW_FINITE;
     }
-    K->cols_expsum(&c, negate, m_run, &job->sc, acc);
+    if (k32_) {
+        K32->cols_expsum(&c, negate, m_run, &job->sc, acc);
+    }
+    else {
+        K->cols_expsum(&c, negate, m_run, &job->sc, acc);
+    }
     for (ptrdiff_t l = 0; l < ncols; l++) {
         double r_hi, r_lo;
-        column_sum(job, acc, ncols, l, &r_hi, &r_lo);
+        if (k32_) {
+            column_sum32(job, acc, ncols, l, &r_hi, &r_lo);
+        }
+        else {
+            column_sum(job, acc, ncols, l, &r_hi, &r_lo);
+        }
         if (job->mode == SM_MODE_SOFTMAX) {
             reciprocal(r_hi, r_lo, &a_hi[l], &a_lo[l]);
         }
@@ -707,10 +742,10 @@ columns_panel(const sm_job *job, const sm_row *row, char *lse_out, ptrdiff_t nco
         }
     }
     if (job->mode == SM_MODE_SOFTMAX) {
-        K->cols_write_p(&c, negate, m_run, &job->sc, a_hi, a_lo);
+        (k32_ ? K32->cols_write_p : K->cols_write_p)(&c, negate, m_run, &job->sc, a_hi, a_lo);
     }
     else if (job->mode == SM_MODE_LOG) {
-        K->cols_write_log(&c, negate, m_run, &job->sc, a_hi, a_lo);
+        (k32_ ? K32->cols_write_log : K->cols_write_log)(&c, negate, m_run, &job->sc, a_hi, a_lo);
     }
     for (ptrdiff_t l = 0; special && l < ncols; l++) {
         const int kind = column_kind(nan[l], m[l]);
@@ -737,7 +772,7 @@ task_rows(void *arg, int tid, int nt)
     const sm_job *job = arg;
     const int cols = column_layout(job);
     /* panels start at multiples of the width: split the rows there */
-    const ptrdiff_t w = cols ? job->tg->width : 1;
+    const ptrdiff_t w = cols ? job_width(job) : 1;
     const ptrdiff_t r0 = job->rows * tid / nt / w * w;
     const ptrdiff_t r1 = tid == nt - 1 ? job->rows : job->rows * (tid + 1) / nt / w * w;
     double *v = job->scratch + tid * sm_scratch_doubles(job);

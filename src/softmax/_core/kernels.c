@@ -217,8 +217,11 @@ const sm_target SM_TABLE = {
     {SM_ENTRY(f16), SM_ENTRY(f32), SM_ENTRY(f64)},
     vexp_array,
     SM_LF,
-    {{load32_f16, expsum32_f16, write_p32_f16, write_log32_f16},
-     {load32_f32, expsum32_f32, write_p32_f32, write_log32_f32}},
+    SM_WF,
+    {{load32_f16, expsum32_f16, write_p32_f16, write_log32_f16, cols_max32_f16,
+      cols_expsum32_f16, cols_write_p32_f16, cols_write_log32_f16},
+     {load32_f32, expsum32_f32, write_p32_f32, write_log32_f32, cols_max32_f32,
+      cols_expsum32_f32, cols_write_p32_f32, cols_write_log32_f32}},
     vexpf_array,
     fma_probe,
 };

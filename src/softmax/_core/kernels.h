@@ -115,6 +115,17 @@ typedef struct {
     /* out = (v - m) c - (l_hi + l_lo) */
     void (*write_log)(const void *src, double m, const sm_scale *sc, double l_hi, double l_lo,
                       const sm_row *row);
+    /* The column kernels (sm_cols with blocks of width32 columns), as in
+     * sm_dtype_kernels; cols_expsum writes acc as lanes32 planes of
+     * accumulators ([k][column], the sums of the non-maxima) and then the
+     * per-column count of maxima, every entry. */
+    void (*cols_max)(const sm_cols *c, int negate, double *m, double *nan);
+    void (*cols_expsum)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,
+                        double *acc);
+    void (*cols_write_p)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,
+                         const double *inv_hi, const double *inv_lo);
+    void (*cols_write_log)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,
+                           const double *l_hi, const double *l_lo);
 } sm_k32;
 
 typedef struct {
@@ -125,6 +136,7 @@ typedef struct {
     /* out[j] = exp(y[j]): the vector exp alone, for accuracy tests */
     void (*exp)(const double *y, double *out, ptrdiff_t n);
     int lanes32;   /* float accumulators per row of the kernels below */
+    int width32;   /* floats per vector: columns per column block */
     sm_k32 k32[2]; /* SM_F16, SM_F32 */
     /* out[j] = exp(y[j]) by the float32-lane exp (float arrays) */
     void (*expf)(const float *y, float *out, ptrdiff_t n);

@@ -423,6 +423,169 @@ SM_FN(write_log32)(const void *src, double m, const sm_scale *sc, double l_hi, d
     });
 }
 
+
+/*
+ * Column kernels in float32 lanes: a panel of c->blocks x SM_WF neighbouring
+ * columns of a C-ordered array reduced along a non-last axis, one column
+ * per float lane (sm_cols; its blocks are SM_WF columns wide here). Element
+ * i of a column meets the arithmetic element i of a row meets above: the
+ * same shift32 and exp, float partial i mod SM_LF, flushed to double after
+ * every SM_BLOCK rounds (a strip of SM_LF * SM_BLOCK rows here), and the
+ * same products: a column gives the bits of the same values laid out as a
+ * row. Per-column arrays (m, nan, inv, l) hold one double per column; acc
+ * holds the double accumulators as [accumulator][column], then the counts.
+ */
+#define SM_COLX32(c, i, b) ((const IN_T *)((c)->x + (i) * (c)->x_step) + (b) * SM_WF)
+#define SM_COLOUT32(c, i, b) ((IN_T *)((c)->out + (i) * (c)->out_step) + (b) * SM_WF)
+
+static inline vf
+SM_FN(col_load32)(const sm_cols *c, ptrdiff_t i, ptrdiff_t b, int negate)
+{
+    vf a = LOADF(SM_COLX32(c, i, b));
+    /* -a flips the sign bit alone, as NEG1 does for a staged row */
+    return negate ? vf_sub(vf_set1(-0.0f), a) : a;
+}
+
+/* per-lane m (and -m) of block b, for shift32 */
+static inline SM_FN(ctx32)
+SM_FN(col_ctx32)(const double *m, ptrdiff_t b, const sm_scale *sc)
+{
+    SM_FN(ctx32) ctx = SM_FN(ctx32_make)(0.0, sc);
+    float mf[SM_WF], nf[SM_WF];
+    for (int l = 0; l < SM_WF; l++) {
+        mf[l] = (float)m[b * SM_WF + l];
+        nf[l] = -mf[l];
+    }
+    ctx.m = vf_load(mf);
+    ctx.neg_m = vf_load(nf);
+    return ctx;
+}
+
+static void
+SM_FN(cols_max32)(const sm_cols *c, int negate, double *m, double *nan)
+{
+    for (ptrdiff_t b = 0; b < c->blocks; b++) {
+        vf mx = vf_set1(-HUGE_VALF);
+        vbf bad = vf_lt(vf_set1(0.0f), vf_set1(0.0f));
+        for (ptrdiff_t i = 0; i < c->n; i++) {
+            const vf a = SM_FN(col_load32)(c, i, b, negate);
+            bad = vbf_or(bad, vf_unord(a, a));
+            mx = vf_max(mx, a);
+        }
+        float mf[SM_WF], bf[SM_WF];
+        vf_store(mf, mx);
+        vf_store(bf, vf_select(bad, vf_set1(1.0f), vf_set1(0.0f)));
+        for (int l = 0; l < SM_WF; l++) {
+            m[b * SM_WF + l] = (double)mf[l];
+            nan[b * SM_WF + l] = (double)bf[l];
+        }
+    }
+}
+
+static void
+SM_FN(cols_expsum32)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,
+                     double *acc)
+{
+    const ptrdiff_t width = c->blocks * SM_WF;
+    const ptrdiff_t strip = (ptrdiff_t)SM_LF * SM_BLOCK;
+    double *count = acc + (ptrdiff_t)SM_LF * width;
+    const int scaled = sc->scaled;
+    memset(acc, 0, (size_t)(SM_LF + 1) * (size_t)width * sizeof(double));
+    for (ptrdiff_t b = 0; b < c->blocks; b++) {
+        const SM_FN(ctx32) ctx = SM_FN(col_ctx32)(m, b, sc);
+        vf cnt = vf_set1(0.0f);
+        for (ptrdiff_t i0 = 0; i0 < c->n; i0 += strip) {
+            const ptrdiff_t i1 = c->n - i0 < strip ? c->n : i0 + strip;
+            vf part[SM_LF], tpart[SM_LF];
+            int tseen = 0;
+            for (int k = 0; k < SM_LF; k++) {
+                part[k] = vf_set1(0.0f);
+                tpart[k] = vf_set1(0.0f);
+            }
+            for (ptrdiff_t i = i0; i < i1; i++) {
+                const int k = (int)(i % SM_LF);
+                (void)SM_FN(term32)(SM_FN(col_load32)(c, i, b, negate), &ctx, scaled, 0, &part[k],
+                                    &tpart[k], &tseen, &cnt);
+            }
+            /* the flush of flush32 / flush_tiny32, accumulator by accumulator */
+            for (int k = 0; k < SM_LF; k++) {
+                double *d = acc + k * width + b * SM_WF;
+                for (int h = 0; h < SM_HALVES; h++) {
+                    vd lo, hi;
+                    vf_widen(part[k], &lo, &hi);
+                    vd w = h == 0 ? lo : hi;
+                    vd s = vd_add(vd_load(d + h * SM_W), w);
+                    if (tseen) {
+                        vf_widen(tpart[k], &lo, &hi);
+                        s = vd_add(s, vd_mul(h == 0 ? lo : hi, vd_set1(0x1p-64)));
+                    }
+                    vd_store(d + h * SM_W, s);
+                }
+            }
+        }
+        float cf[SM_WF];
+        vf_store(cf, cnt);
+        for (int l = 0; l < SM_WF; l++) {
+            count[b * SM_WF + l] = (double)cf[l];
+        }
+    }
+}
+
+/* out = p or log p of every element, as write_p32 / write_log32 form them */
+static void
+SM_FN(cols_write32)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,
+                    const double *a_hi, const double *a_lo, const int log)
+{
+    const int scaled = sc->scaled;
+    for (ptrdiff_t b = 0; b < c->blocks; b++) {
+        const SM_FN(ctx32) ctx = SM_FN(col_ctx32)(m, b, sc);
+        float f1[SM_WF], f2[SM_WF];
+        for (int l = 0; l < SM_WF; l++) {
+            const double h = a_hi[b * SM_WF + l];
+            f1[l] = (float)h;
+            f2[l] = (float)((h - (double)f1[l]) + a_lo[b * SM_WF + l]);
+        }
+        const vf v1 = vf_load(f1);
+#if EXACT32
+        const vf v2 = vf_load(f2);
+#endif
+        for (ptrdiff_t i = 0; i < c->n; i++) {
+            vf d, y_hi, y_lo, p;
+            SM_FN(shift32)(SM_FN(col_load32)(c, i, b, negate), &ctx, scaled, &d, &y_hi, &y_lo);
+            if (log) {
+#if EXACT32
+                const vf q = vf_add(vf_sub(y_hi, v1), vf_sub(y_lo, v2));
+#else
+                const vf q = vf_sub(y_hi, v1);
+#endif
+                p = vf_select(vf_lt(y_hi, vf_set1(-0x1.fffffep+127f)), vf_set1(-HUGE_VALF), q);
+            }
+            else {
+                const sm_expf_parts ep = sm_vexpf_parts(y_hi, y_lo, EXACT32);
+                p = vf_mul(sm_vexpf_fix(y_hi, ep, sm_vexpf_scale(ep)), v1);
+            }
+            STOREF(SM_COLOUT32(c, i, b), p);
+        }
+    }
+}
+
+static void
+SM_FN(cols_write_p32)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,
+                      const double *inv_hi, const double *inv_lo)
+{
+    SM_FN(cols_write32)(c, negate, m, sc, inv_hi, inv_lo, 0);
+}
+
+static void
+SM_FN(cols_write_log32)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,
+                        const double *l_hi, const double *l_lo)
+{
+    SM_FN(cols_write32)(c, negate, m, sc, l_hi, l_lo, 1);
+}
+
+#undef SM_COLX32
+#undef SM_COLOUT32
+
 #undef SM_FN
 #undef SM_CAT
 #undef SM_CAT_
