@@ -30,11 +30,17 @@ FAST_FAMILIES = [
 ]
 
 
+# float64 softmax and log_softmax measure within 1 ulp on every family (the
+# documented promise stays 2): held here so that a regression shows
+TIGHT = {(np.dtype(np.float64), "softmax"): 1, (np.dtype(np.float64), "log_softmax"): 1}
+
+
 def _check(results, what):
     lines = []
     for r in results:
-        if r.max_ulp > rep.BOUND[r.dtype]:
-            lines.append(f"{r.func}: {r.max_ulp:g} ulp > {rep.BOUND[r.dtype]}, e.g. {r.worst}")
+        bound = TIGHT.get((r.dtype, r.func), rep.BOUND[r.dtype])
+        if r.max_ulp > bound:
+            lines.append(f"{r.func}: {r.max_ulp:g} ulp > {bound}, e.g. {r.worst}")
         if r.cancel_rows and r.cancel_max_ulp_of_max > rep.CANCEL_BOUND[r.dtype]:
             lines.append(
                 f"{r.func} (cancellation): {r.cancel_max_ulp_of_max:.3g} ulp of max(x) "
