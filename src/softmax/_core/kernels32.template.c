@@ -42,6 +42,9 @@
 #define SM_FN(name) SM_CAT(name, SUFFIX)
 
 #ifndef SM_UF
+/* the unswitched loops below rely on their constant arguments: inline them
+ * whatever the compiler's size heuristics say */
+#define SM_ALWAYS_INLINE static inline __attribute__((always_inline))
 #define SM_UF 2                    /* float accumulators per lane */
 #define SM_LF (SM_WF * SM_UF)      /* float lanes of a row's sum */
 #define SM_HALVES (SM_WF / SM_W)   /* double vectors per float vector */
@@ -69,7 +72,7 @@ SM_FN(ctx32_make)(double m, const sm_scale *sc)
 }
 
 /* y = (v - m) c as y_hi + y_lo; d == 0 marks exact maxima */
-static inline void
+SM_ALWAYS_INLINE void
 SM_FN(shift32)(vf v, const SM_FN(ctx32) *c, const int scaled, vf *d, vf *y_hi, vf *y_lo)
 {
     const vf dd = vf_sub(v, c->m);
@@ -169,7 +172,7 @@ SM_FN(load32)(const sm_row *row, int negate, void *stage, const void **src, doub
  * sum of such terms is not rounded at the subnormal quantum: log_softmax of
  * a dominant entry and logsumexp near 0 are that sum), and *tseen is set.
  */
-static inline vf
+SM_ALWAYS_INLINE vf
 SM_FN(term32)(vf v, const SM_FN(ctx32) *c, const int scaled, const int store, vf *part, vf *tpart,
               int *tseen, vf *cnt)
 {
@@ -198,7 +201,7 @@ SM_FN(term32)(vf v, const SM_FN(ctx32) *c, const int scaled, const int store, vf
     return e;
 }
 
-static inline void
+SM_ALWAYS_INLINE void
 SM_FN(flush32)(vf *part, vd *dacc)
 {
     for (int u = 0; u < SM_UF; u++) {
@@ -215,7 +218,7 @@ SM_FN(flush32)(vf *part, vd *dacc)
 }
 
 /* the tiny partials, scaled back by 2^-64 (exact in double) */
-static inline void
+SM_ALWAYS_INLINE void
 SM_FN(flush_tiny32)(vf *tpart, vd *dacc)
 {
     const vd down = vd_set1(0x1p-64);
@@ -233,10 +236,13 @@ SM_FN(flush_tiny32)(vf *tpart, vd *dacc)
 }
 
 /* The loop of expsum32 for constant `scaled` and `store` (unswitched below). */
-static inline void
-SM_FN(expsum32_loop)(const IN_T *x, ptrdiff_t n, const SM_FN(ctx32) *c, const int scaled,
+SM_ALWAYS_INLINE void
+SM_FN(expsum32_loop)(const IN_T *x, ptrdiff_t n, const SM_FN(ctx32) *cp, const int scaled,
                      float *e_out, const int store, sm_acc *acc)
 {
+    /* a local copy: stores to e_out cannot alias it, so it stays in registers */
+    const SM_FN(ctx32) ctx = *cp;
+    const SM_FN(ctx32) *c = &ctx;
     vd dacc[SM_UF * SM_HALVES];
     vf part[SM_UF], tpart[SM_UF], cnt = vf_set1(0.0f);
     int tseen = 0;
@@ -438,7 +444,7 @@ SM_FN(write_log32)(const void *src, double m, const sm_scale *sc, double l_hi, d
 #define SM_COLX32(c, i, b) ((const IN_T *)((c)->x + (i) * (c)->x_step) + (b) * SM_WF)
 #define SM_COLOUT32(c, i, b) ((IN_T *)((c)->out + (i) * (c)->out_step) + (b) * SM_WF)
 
-static inline vf
+SM_ALWAYS_INLINE vf
 SM_FN(col_load32)(const sm_cols *c, ptrdiff_t i, ptrdiff_t b, int negate)
 {
     vf a = LOADF(SM_COLX32(c, i, b));
