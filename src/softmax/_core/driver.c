@@ -497,7 +497,7 @@ seg_write(const sm_job *job, const sm_row *seg, double *v, double m, double r_hi
     double m_seg;
     if (use32(job)) {
         const void *src;
-        k32(job)->load(seg, job->sc.negate, v, &src, &m_seg);
+        k32(job)->load(seg, job->sc.negate, v, &src, NULL);
         finish_row32(job, seg, src, NULL, m, r_hi, r_lo, NULL);
         return;
     }

@@ -103,7 +103,8 @@ typedef struct {
     /* max of v = sign * x (masked entries -inf) and the SM_ROW_* kind; *src
      * is where the kernels below read v: x itself when the row is
      * contiguous, unmasked and not negated, else `stage` (n elements of
-     * x's type) filled here */
+     * x's type) filled here; m == NULL: only *src (no scan, returns
+     * SM_ROW_FINITE) */
     int (*load)(const sm_row *row, int negate, void *stage, const void **src, double *m);
     /* acc += exp((v - m) c) over the non-maxima of src[0..n) (acc->hi only;
      * acc->count counts the maxima); e != NULL: also e[j] = exp(...) */
