@@ -623,12 +623,19 @@ row_doubles(const sm_job *job)
     return pad32(job->n > SM_ROW_CACHE ? SM_SEG : (job->n > 0 ? job->n : 1));
 }
 
+/* The row part of a thread's scratch; for the float32 lanes a stage of n
+ * elements and n float exps (<= 8n bytes) plus the rounding in
+ * exps_after_stage. A panel's scratch follows it. */
+static ptrdiff_t
+row_part_doubles(const sm_job *job)
+{
+    return row_doubles(job) + (use32(job) ? 4 : 0);
+}
+
 ptrdiff_t
 sm_scratch_doubles(const sm_job *job)
 {
-    /* float32 lanes: a stage of n elements and n float exps (<= 8n bytes)
-     * plus the rounding in exps_after_stage */
-    return row_doubles(job) + (use32(job) ? 4 : 0) + (column_layout(job) ? panel_doubles(job) : 0);
+    return row_part_doubles(job) + (column_layout(job) ? panel_doubles(job) : 0);
 }
 
 /* Column l's sum of the non-maxima, reduced as a row's (acc_reduce). */
@@ -777,7 +784,7 @@ task_rows(void *arg, int tid, int nt)
     const ptrdiff_t r1 = tid == nt - 1 ? job->rows : job->rows * (tid + 1) / nt / w * w;
     double *v = job->scratch + tid * sm_scratch_doubles(job);
     sm_part *parts = job->parts + tid * sm_n_parts(job);
-    double *panel = v + row_doubles(job);
+    double *panel = v + row_part_doubles(job);
     const ptrdiff_t panel_cols = cols ? panel_width(job) : 0;
     for (ptrdiff_t r = r0; r < r1; r++) {
         sm_row row;
