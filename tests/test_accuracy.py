@@ -1,8 +1,10 @@
 """The accuracy promise, against correctly rounded mpmath references.
 
-Every float32 output within 1 ulp, every float64 output within 2 ulp, for
-softmax, log_softmax and logsumexp over the seeded families of
-tests/ulp_report.py. The one documented exception, logsumexp whose result
+Every float16 and float32 output within 1 ulp, every float64 output within
+2 ulp, for softmax, log_softmax and logsumexp over the seeded families of
+tests/ulp_report.py (float16 rows run in float32 lanes: these families are
+the proof that they keep the bound; tests/test_fast_mode.py holds the fast
+mode to its own bound on the same families). The one documented exception, logsumexp whose result
 cancels against a negative max, is held to its own documented bound
 (2 ulp of max(x) for float64, 1 for float32). ``pytest -rA`` or the terminal
 summary prints the max-ulp table; ``python -m tests.ulp_report`` reproduces it.
@@ -23,16 +25,22 @@ import ulp_report as rep
 
 FAST_FAMILIES = [
     pytest.param(fam, id=f"{fam.dtype}-{fam.label()}")
-    for dtype in rep.DTYPES
+    for dtype in rep.ALL_DTYPES
     for fam in rep.families(dtype, long_rows=False)
-] + [pytest.param(rep.float16_family(), id="float16-spread")]
+]
+
+
+# float64 softmax and log_softmax measure within 1 ulp on every family (the
+# documented promise stays 2): held here so that a regression shows
+TIGHT = {(np.dtype(np.float64), "softmax"): 1, (np.dtype(np.float64), "log_softmax"): 1}
 
 
 def _check(results, what):
     lines = []
     for r in results:
-        if r.max_ulp > rep.BOUND[r.dtype]:
-            lines.append(f"{r.func}: {r.max_ulp:g} ulp > {rep.BOUND[r.dtype]}, e.g. {r.worst}")
+        bound = TIGHT.get((r.dtype, r.func), rep.BOUND[r.dtype])
+        if r.max_ulp > bound:
+            lines.append(f"{r.func}: {r.max_ulp:g} ulp > {bound}, e.g. {r.worst}")
         if r.cancel_rows and r.cancel_max_ulp_of_max > rep.CANCEL_BOUND[r.dtype]:
             lines.append(
                 f"{r.func} (cancellation): {r.cancel_max_ulp_of_max:.3g} ulp of max(x) "
@@ -50,9 +58,9 @@ def test_family_within_bound(fam, ulp_results):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("dtype", rep.DTYPES, ids=str)
+@pytest.mark.parametrize("dtype", rep.ALL_DTYPES, ids=str)
 def test_long_row_within_bound(dtype, ulp_results):
-    (fam,) = [f for f in rep.families(dtype) if f.name.startswith("long")]
+    (fam,) = [f for f in rep.families(dtype) if f.name.startswith("long (")]
     assert fam.rows[0].size == 10**6
     results = rep.measure(fam)
     ulp_results.extend(results)

@@ -399,7 +399,8 @@ def test_cli_imports_only_the_public_library():
             if isinstance(node, ast.ImportFrom):
                 module = node.module or ""
                 if node.level == 0:
-                    assert module in ("softmax", "softmax.stream", "softmax.calibration") or \
+                    assert module in ("softmax", "softmax.stream", "softmax.calibration",
+                                      "softmax.datasets") or \
                         not module.startswith("softmax"), (path.name, module)
                     names = [a.name for a in node.names]
                     assert not any(n.startswith("_") and n != "__version__" for n in names), \

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 import math
 import re
 import subprocess
@@ -189,4 +190,25 @@ def test_subprocess(files):
     bad = subprocess.run([sys.executable, "-m", "softmax", "calibrate", str(d / "nope.npy"),
                           str(d / "y.npy")], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "nope.npy: no such file" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_a_shipped_data_set_by_name():
+    """`softmax calibrate resnet110_cifar10`: fit on its validation split, report on its
+    test split. The uncalibrated test numbers are the ones published with these logits
+    (markus93/NN_calibration: ECE 0.047503518641 with 15 bins, NLL 0.358274134971,
+    the latter computed in float32 there)."""
+    softmax_cmd = str(Path(sys.executable).parent / "softmax")  # the installed command
+    run = subprocess.run([softmax_cmd, "calibrate", "resnet110_cifar10", "--json"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    res = json.loads(run.stdout)
+    assert res["evaluated_on"]["n_samples"] == 10000 and not res["evaluated_on"]["in_sample"]
+    assert res["before"]["ece"] == pytest.approx(0.047503518641, rel=1e-6)
+    assert res["before"]["nll"] == pytest.approx(0.358274134971, rel=2e-7)
+    assert res["before"]["accuracy"] == 0.9356 == res["after"]["accuracy"]
+    assert res["after"]["ece"] < 0.012
+    bad = subprocess.run([softmax_cmd, "calibrate", "no_such_set"], capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode == 2 and "LABELS is required" in bad.stderr
     assert "Traceback" not in bad.stderr

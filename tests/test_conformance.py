@@ -360,3 +360,23 @@ def test_files_agree_on_the_edge_rows(tmp_path, block_bytes):
             got = np.load(dst)
             assert got.shape == np.shape(want)
             assert _ulps(got, want).max() <= 2, (arr, log, got, want)
+
+
+# ---- SciPy's logsumexp signature and broadcasting -------------------------------------
+
+@pytest.mark.parametrize("a_shape, b_shape, axis", [
+    ((4,), (3, 4), 1), ((4,), (3, 4), None), ((3, 1), (3, 4), 0), ((2, 3, 4), (4,), (0, 2)),
+    ((2, 3, 4), (3, 1), -1), ((1, 4), (5, 1), None), ((3, 4), (3, 4), (1, 0)),
+])
+def test_logsumexp_broadcasts_like_scipy(a_shape, b_shape, axis):
+    import scipy.special
+
+    rng = np.random.default_rng(len(a_shape) * 10 + len(b_shape))
+    a = rng.normal(size=a_shape) * 5
+    b = rng.uniform(0.1, 2.0, size=b_shape) * np.where(rng.random(b_shape) < 0.3, -1, 1)
+    for keepdims in (False, True):
+        ours = sm.logsumexp(a, axis, b, keepdims, True)   # all positional, as SciPy allows
+        theirs = scipy.special.logsumexp(a, axis, b, keepdims, True)
+        for o, t in zip(ours, theirs):
+            assert np.shape(o) == np.shape(t)
+            np.testing.assert_allclose(o, t, rtol=1e-13, atol=0)

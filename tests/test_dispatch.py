@@ -150,10 +150,11 @@ def test_accuracy_suite_passes_under_every_target(target):
     """The default target runs the suite in-process; the others run it here.
 
     The 10^6-element long-row family is left to the in-process run (it costs
-    ~40 s per target); the segmented long-row path is still exercised here
+    ~40 s per target, and fast mode's as much); the segmented long-row path is still exercised here
     by the bit-identity script above and per target by this subprocess's
     other families."""
-    files = [str(TESTS / f) for f in ("test_accuracy.py", "test_edges.py") if (TESTS / f).exists()]
+    files = [str(TESTS / f) for f in ("test_accuracy.py", "test_edges.py", "test_fast_mode.py")
+             if (TESTS / f).exists()]
     if not files:
         pytest.skip("no accuracy test files in this checkout")
     env = dict(os.environ, SOFTMAX_DISABLE_CPU_FEATURES=FORCE[target])

@@ -158,10 +158,16 @@ def _raw_rest(ys_raw, keep, prec):
             m, top = y, j
     if m is None:
         return None, -1, None, None
-    es = [
-        libmp.mpf_exp(libmp.mpf_sub(y, m, prec, _RND), prec, _RND) if k else libmp.fzero
-        for y, k in zip(ys_raw, keep)
-    ]
+    # one exp per distinct value (long float16 rows repeat their values)
+    cache = {}
+
+    def exp_of(y):
+        e = cache.get(y)
+        if e is None:
+            e = cache[y] = libmp.mpf_exp(libmp.mpf_sub(y, m, prec, _RND), prec, _RND)
+        return e
+
+    es = [exp_of(y) if k else libmp.fzero for y, k in zip(ys_raw, keep)]
     rest = libmp.mpf_sum([e for j, e in enumerate(es) if j != top])  # exact
     return m, top, es, rest
 

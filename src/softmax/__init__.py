@@ -16,7 +16,14 @@ from ._math.activations import (
     temperature_from_base,
 )
 from ._functions import log_softmax, logsumexp, softmax
-from ._config import config, get_num_threads, set_num_threads, show_config
+from ._config import (
+    config,
+    get_accuracy,
+    get_num_threads,
+    set_accuracy,
+    set_num_threads,
+    show_config,
+)
 from ._math.derivatives import log_softmax_vjp, softmax_jacobian, softmax_vjp
 from ._math.hardmax import hardmax
 from ._math.losses import cross_entropy, cross_entropy_grad, entropy
@@ -33,6 +40,7 @@ __all__ = [
     "cross_entropy_grad",
     "datasets",
     "entropy",
+    "get_accuracy",
     "get_num_threads",
     "hardmax",
     "log_sigmoid",
@@ -41,6 +49,7 @@ __all__ = [
     "logit",
     "logsumexp",
     "sample",
+    "set_accuracy",
     "set_num_threads",
     "show_config",
     "sigmoid",

@@ -604,3 +604,20 @@ def check_class_indices(lab: Array, batch_shape: tuple[int, ...], shape: tuple[i
             f"labels must be class indices in [0, {n_classes}), "
             f"got labels[{index}] = {host[where_bad]}"
         )
+
+
+# ---- accuracy mode ---------------------------------------------------------------
+
+# accuracy mode -> the core's code (module.c: 0 high, 1 fast)
+ACCURACY_MODES = {"high": 0, "fast": 1}
+
+
+def accuracy_code(accuracy: Any, name: str = "accuracy") -> int:
+    """The core's code for an accuracy argument: -1 for None (the process
+    default), else 0 or 1; ValueError naming the argument otherwise."""
+    if accuracy is None:
+        return -1
+    code = ACCURACY_MODES.get(accuracy) if isinstance(accuracy, str) else None
+    if code is None:
+        raise ValueError(f"{name} must be 'high' or 'fast' (or None), got {accuracy!r}")
+    return code

@@ -1,10 +1,13 @@
-"""Run-time configuration of the C core: SIMD target report and threads.
+"""Run-time configuration of the C core: SIMD target report, threads, accuracy.
 
 The SIMD target is chosen once, when the core is imported, from the CPU's
 features; ``SOFTMAX_DISABLE_CPU_FEATURES`` (a comma list: ``AVX512F``,
 ``AVX2``, ``FMA``, ``F16C``) rules targets out before that. The thread
 count defaults to the cores this process may run on
-(``os.sched_getaffinity``), or ``SOFTMAX_NUM_THREADS`` when set.
+(``os.sched_getaffinity``), or ``SOFTMAX_NUM_THREADS`` when set. The
+accuracy mode (``"high"``, the default, or ``"fast"``) is a process default
+set by `set_accuracy` or ``SOFTMAX_ACCURACY``, overridden per call by the
+``accuracy=`` keyword; docs/accuracy-modes.md says how to choose.
 """
 
 from __future__ import annotations
@@ -15,11 +18,64 @@ import sys
 from typing import Any, TextIO
 
 from . import _core
+from ._arguments import ACCURACY_MODES, accuracy_code
 
-__all__ = ["config", "get_num_threads", "set_num_threads", "show_config"]
+__all__ = [
+    "config",
+    "get_accuracy",
+    "get_num_threads",
+    "set_accuracy",
+    "set_num_threads",
+    "show_config",
+]
 
 _ENV_THREADS = "SOFTMAX_NUM_THREADS"
 _ENV_DISABLE = "SOFTMAX_DISABLE_CPU_FEATURES"
+_ENV_ACCURACY = "SOFTMAX_ACCURACY"
+
+
+def set_accuracy(mode: str) -> None:
+    """Set the process default accuracy mode of softmax, log_softmax, logsumexp.
+
+    Parameters
+    ----------
+    mode : {"high", "fast"}
+        ``"high"`` (the default): float16 and float32 results within 1 ulp,
+        float64 within 2 ulp of the correctly rounded value. ``"fast"``:
+        float32 lanes and a float32 exp for float16 and float32, at most 4
+        ulp on every measured family (see docs/accuracy-modes.md), with the
+        same edge semantics. A call's ``accuracy=`` keyword overrides it;
+        the ``SOFTMAX_ACCURACY`` environment variable sets it at import.
+
+    Examples
+    --------
+    >>> import softmax as sm
+    >>> sm.set_accuracy("fast")
+    >>> sm.get_accuracy()
+    'fast'
+    >>> sm.set_accuracy("high")
+    """
+    if mode is None:
+        raise ValueError("mode must be 'high' or 'fast', got None")
+    _core.set_accuracy(accuracy_code(mode, "mode"))
+
+
+def get_accuracy() -> str:
+    """The process default accuracy mode, ``"high"`` or ``"fast"``.
+
+    Examples
+    --------
+    >>> import softmax as sm
+    >>> sm.get_accuracy() in ("high", "fast")
+    True
+    """
+    return "fast" if _core.get_accuracy() else "high"
+
+
+def _accuracy_from_env() -> str | None:
+    """SOFTMAX_ACCURACY when it names a mode (case and spaces ignored)."""
+    text = os.environ.get(_ENV_ACCURACY, "").strip().lower()
+    return text if text in ACCURACY_MODES else None
 
 
 def _available_cores() -> int:
@@ -85,7 +141,8 @@ def config() -> dict[str, Any]:
     info = dict(_core._config())
     info["num_threads"] = _core.get_num_threads()
     info["cores_available"] = _available_cores()
-    info["env"] = {k: os.environ.get(k) for k in (_ENV_DISABLE, _ENV_THREADS)}
+    info["accuracy"] = get_accuracy()
+    info["env"] = {k: os.environ.get(k) for k in (_ENV_DISABLE, _ENV_THREADS, _ENV_ACCURACY)}
     return info
 
 
@@ -120,7 +177,12 @@ def show_config(file: TextIO | None = None) -> None:
         f"   ({_ENV_THREADS}={env[_ENV_THREADS] or '(unset)'};"
         f" cores available: {info['cores_available']})"
     )
+    lines.append(
+        f"  accuracy              : {info['accuracy']}"
+        f"   ({_ENV_ACCURACY}={env[_ENV_ACCURACY] or '(unset)'})"
+    )
     print("\n".join(lines), file=out)
 
 
 _core.set_num_threads(_threads_from_env() or _available_cores())
+_core.set_accuracy(ACCURACY_MODES[_accuracy_from_env() or "high"])

@@ -17,8 +17,10 @@ from typing import Any, Literal, overload
 
 from . import _config, _core  # _config: sets the thread default
 from ._backends import run
+from ._arguments import accuracy_code
 from ._plan import plan_logsumexp, plan_softmax
 from ._typing import (
+    Accuracy,
     AnyArray,
     ArrayAPIArray,
     ArrayLike,
@@ -39,27 +41,27 @@ _fast = _core.fast
 
 @overload
 def softmax(x: DaskArray, axis: Axis = -1, *, temperature: float = 1.0,
-            base: float | None = None, where: Mask = None, out: None = None) -> DaskArray: ...
+            base: float | None = None, where: Mask = None, out: None = None, accuracy: Accuracy = None) -> DaskArray: ...
 @overload
 def softmax(x: ArrayAPIArray, axis: Axis = -1, *, temperature: float = 1.0,
             base: float | None = None, where: Mask = None,
-            out: ArrayAPIArray | None = None) -> ArrayAPIArray: ...
+            out: ArrayAPIArray | None = None, accuracy: Accuracy = None) -> ArrayAPIArray: ...
 @overload
 def softmax(x: NDArray[Any], axis: Axis = -1, *, temperature: float = 1.0,
             base: float | None = None, where: Mask = None,
-            out: FloatArray | None = None) -> FloatArray: ...
+            out: FloatArray | None = None, accuracy: Accuracy = None) -> FloatArray: ...
 @overload
 def softmax(x: NumpyScalar, axis: Axis = -1, *, temperature: float = 1.0,
             base: float | None = None, where: Mask = None,
-            out: FloatArray | None = None) -> FloatScalar: ...
+            out: FloatArray | None = None, accuracy: Accuracy = None) -> FloatScalar: ...
 @overload
 def softmax(x: ArrayLike, axis: Axis = -1, *, temperature: float = 1.0,
             base: float | None = None, where: Mask = None,
-            out: FloatArray | None = None) -> FloatArray: ...
+            out: FloatArray | None = None, accuracy: Accuracy = None) -> FloatArray: ...
 
 
 def softmax(x: Any, axis: Any = -1, *, temperature: float = 1.0, base: float | None = None,
-            where: Any = None, out: Any = None) -> Any:
+            where: Any = None, out: Any = None, accuracy: Accuracy = None) -> Any:
     r"""Softmax: scores into probabilities that are >= 0 and sum to 1.
 
     .. math:: \mathrm{softmax}(x)_i = \frac{e^{x_i / T}}{\sum_j e^{x_j / T}}
@@ -88,6 +90,13 @@ def softmax(x: Any, axis: Any = -1, *, temperature: float = 1.0, base: float | N
         nothing included is an empty distribution (all 0).
     out : ndarray, optional
         Array of x's shape and result dtype to write into (may be ``x``).
+    accuracy : {"high", "fast"}, optional
+        ``"high"``: the promise above. ``"fast"``: float16 and float32 in
+        float32 lanes with a float32 exp, within 4 ulp on every measured
+        family (see the accuracy-modes page of the docs), the same edge
+        semantics; float64 runs as in ``"high"``. Default ``None``: the
+        process default (`set_accuracy`, ``SOFTMAX_ACCURACY``; ``"high"``
+        unless set).
 
     Returns
     -------
@@ -115,34 +124,39 @@ def softmax(x: Any, axis: Any = -1, *, temperature: float = 1.0, base: float | N
     >>> sm.softmax([2.0, 1.0, 0.1], temperature=0)
     array([1., 0., 0.])
     """
-    if (result := _fast(0, x, axis, temperature, base, where, out)) is not None:
+    if accuracy is None:
+        if (result := _fast(0, x, axis, temperature, base, where, out)) is not None:
+            return result
+    elif (result := _fast(0, x, axis, temperature, base, where, out,
+                          accuracy_code(accuracy))) is not None:
         return result
-    return run(*plan_softmax(x, axis, temperature, base, where, out, log=False))
+    return run(*plan_softmax(x, axis, temperature, base, where, out, log=False,
+                             accuracy=accuracy))
 
 
 @overload
 def log_softmax(x: DaskArray, axis: Axis = -1, *, temperature: float = 1.0,
-                base: float | None = None, where: Mask = None, out: None = None) -> DaskArray: ...
+                base: float | None = None, where: Mask = None, out: None = None, accuracy: Accuracy = None) -> DaskArray: ...
 @overload
 def log_softmax(x: ArrayAPIArray, axis: Axis = -1, *, temperature: float = 1.0,
                 base: float | None = None, where: Mask = None,
-                out: ArrayAPIArray | None = None) -> ArrayAPIArray: ...
+                out: ArrayAPIArray | None = None, accuracy: Accuracy = None) -> ArrayAPIArray: ...
 @overload
 def log_softmax(x: NDArray[Any], axis: Axis = -1, *, temperature: float = 1.0,
                 base: float | None = None, where: Mask = None,
-                out: FloatArray | None = None) -> FloatArray: ...
+                out: FloatArray | None = None, accuracy: Accuracy = None) -> FloatArray: ...
 @overload
 def log_softmax(x: NumpyScalar, axis: Axis = -1, *, temperature: float = 1.0,
                 base: float | None = None, where: Mask = None,
-                out: FloatArray | None = None) -> FloatScalar: ...
+                out: FloatArray | None = None, accuracy: Accuracy = None) -> FloatScalar: ...
 @overload
 def log_softmax(x: ArrayLike, axis: Axis = -1, *, temperature: float = 1.0,
                 base: float | None = None, where: Mask = None,
-                out: FloatArray | None = None) -> FloatArray: ...
+                out: FloatArray | None = None, accuracy: Accuracy = None) -> FloatArray: ...
 
 
 def log_softmax(x: Any, axis: Any = -1, *, temperature: float = 1.0, base: float | None = None,
-                where: Any = None, out: Any = None) -> Any:
+                where: Any = None, out: Any = None, accuracy: Accuracy = None) -> Any:
     r"""Logarithm of softmax, computed without ever taking a log of a rounded p.
 
     .. math:: \log \mathrm{softmax}(x)_i = x_i - \max x - \log\Big(1 + \sum_{j \ne k} e^{x_j - \max x}\Big)
@@ -153,7 +167,7 @@ def log_softmax(x: Any, axis: Any = -1, *, temperature: float = 1.0, base: float
 
     Parameters
     ----------
-    x, axis, temperature, base, where, out
+    x, axis, temperature, base, where, out, accuracy
         As for `softmax`. Excluded entries and empty slices give ``-inf``.
 
     Returns
@@ -169,47 +183,52 @@ def log_softmax(x: Any, axis: Any = -1, *, temperature: float = 1.0, base: float
     >>> float(sm.log_softmax([40.0, 0.0])[0])  # p = 1 - 4.2e-18, still visible
     -4.248354255291589e-18
     """
-    if (result := _fast(1, x, axis, temperature, base, where, out)) is not None:
+    if accuracy is None:
+        if (result := _fast(1, x, axis, temperature, base, where, out)) is not None:
+            return result
+    elif (result := _fast(1, x, axis, temperature, base, where, out,
+                          accuracy_code(accuracy))) is not None:
         return result
-    return run(*plan_softmax(x, axis, temperature, base, where, out, log=True))
+    return run(*plan_softmax(x, axis, temperature, base, where, out, log=True,
+                             accuracy=accuracy))
 
 
 @overload
 def logsumexp(x: DaskArray, axis: Axis = None, b: ArrayLike | AnyArray | None = None,
               keepdims: bool = False, return_sign: Literal[False] = False, *,
-              where: Mask = None) -> DaskArray: ...
+              where: Mask = None, accuracy: Accuracy = None) -> DaskArray: ...
 @overload
 def logsumexp(x: DaskArray, axis: Axis = None, b: ArrayLike | AnyArray | None = None,
               keepdims: bool = False, return_sign: Literal[True] = ..., *,
-              where: Mask = None) -> tuple[DaskArray, DaskArray]: ...
+              where: Mask = None, accuracy: Accuracy = None) -> tuple[DaskArray, DaskArray]: ...
 @overload
 def logsumexp(x: ArrayAPIArray, axis: Axis = None, b: ArrayLike | AnyArray | None = None,
               keepdims: bool = False, return_sign: Literal[False] = False, *,
-              where: Mask = None) -> ArrayAPIArray: ...
+              where: Mask = None, accuracy: Accuracy = None) -> ArrayAPIArray: ...
 @overload
 def logsumexp(x: ArrayAPIArray, axis: Axis = None, b: ArrayLike | AnyArray | None = None,
               keepdims: bool = False, return_sign: Literal[True] = ..., *,
-              where: Mask = None) -> tuple[ArrayAPIArray, ArrayAPIArray]: ...
+              where: Mask = None, accuracy: Accuracy = None) -> tuple[ArrayAPIArray, ArrayAPIArray]: ...
 @overload
 def logsumexp(x: ArrayLike, axis: None = None, b: ArrayLike | AnyArray | None = None,
               keepdims: Literal[False] = False, return_sign: Literal[False] = False, *,
-              where: Mask = None) -> FloatScalar: ...
+              where: Mask = None, accuracy: Accuracy = None) -> FloatScalar: ...
 @overload
 def logsumexp(x: ArrayLike, axis: None = None, b: ArrayLike | AnyArray | None = None,
               keepdims: Literal[False] = False, return_sign: Literal[True] = ...,
-              *, where: Mask = None) -> tuple[FloatScalar, FloatScalar]: ...
+              *, where: Mask = None, accuracy: Accuracy = None) -> tuple[FloatScalar, FloatScalar]: ...
 @overload
 def logsumexp(x: ArrayLike, axis: Axis = None, b: ArrayLike | AnyArray | None = None,
               keepdims: bool = False, return_sign: Literal[False] = False, *,
-              where: Mask = None) -> FloatResult: ...
+              where: Mask = None, accuracy: Accuracy = None) -> FloatResult: ...
 @overload
 def logsumexp(x: ArrayLike, axis: Axis = None, b: ArrayLike | AnyArray | None = None,
               keepdims: bool = False, return_sign: Literal[True] = ..., *,
-              where: Mask = None) -> tuple[FloatResult, FloatResult]: ...
+              where: Mask = None, accuracy: Accuracy = None) -> tuple[FloatResult, FloatResult]: ...
 
 
 def logsumexp(x: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
-              return_sign: bool = False, *, where: Any = None) -> Any:
+              return_sign: bool = False, *, where: Any = None, accuracy: Accuracy = None) -> Any:
     r"""Log of the sum of exponentials, without overflow: ``log(sum(b * exp(x)))``.
 
     Computed as ``max + log1p(sum of the other terms)`` with a compensated
@@ -233,6 +252,10 @@ def logsumexp(x: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
         Return ``(log|s|, sign(s))``. Without it, a negative sum is NaN.
     where : array_like of bool, optional
         Entries to include; a slice with nothing included gives ``-inf``.
+    accuracy : {"high", "fast"}, optional
+        As for `softmax` (without `b`; weighted sums take SciPy's path in
+        either mode). In ``"fast"`` mode a result that cancels against
+        max(x) is within 4 ulp of max(x).
 
     Returns
     -------
@@ -258,6 +281,10 @@ def logsumexp(x: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
     >>> sm.logsumexp([[0.0, 0.0], [1.0, -np.inf]], axis=1)
     array([0.69314718, 1.        ])
     """
-    if (result := _fast(2, x, axis, b, keepdims, where, return_sign)) is not None:
+    if accuracy is None:
+        if (result := _fast(2, x, axis, b, keepdims, where, return_sign)) is not None:
+            return result
+    elif (result := _fast(2, x, axis, b, keepdims, where, return_sign,
+                          accuracy_code(accuracy))) is not None:
         return result
-    return run(*plan_logsumexp(x, axis, b, keepdims, return_sign, where))
+    return run(*plan_logsumexp(x, axis, b, keepdims, return_sign, where, accuracy=accuracy))

@@ -54,6 +54,9 @@ class Plan:
         logsumexp's flags.
     xp : namespace or None
         The array-API namespace (array_api and dask backends).
+    accuracy : int
+        The C core's accuracy code (-1: the process default, 0 high, 1
+        fast); the other backends compute in float64 either way.
     """
 
     library: Library
@@ -67,6 +70,7 @@ class Plan:
     keepdims: bool = False
     return_sign: bool = False
     xp: Any = None
+    accuracy: int = -1  # the core's code: -1 the process default, 0 high, 1 fast
 
     @property
     def log(self) -> bool:
@@ -78,9 +82,10 @@ class Plan:
 
 
 def plan_softmax(x: Any, axis: Axis, temperature: float, base: float | None, where: Any, out: Any,
-                 *, log: bool) -> tuple[Array, Plan]:
+                 *, log: bool, accuracy: Any = None) -> tuple[Array, Plan]:
     """Check softmax's arguments once; return the input as the backend wants it, and the plan."""
     op: Op = "log_softmax" if log else "softmax"
+    code = args.accuracy_code(accuracy)
     x, where = args.unmask(x, where)
     library = args.library_of(x)
     scale = args.parse_scale(temperature, base)
@@ -89,7 +94,7 @@ def plan_softmax(x: Any, axis: Axis, temperature: float, base: float | None, whe
         axes = args.reduction_axes(axis, arr.ndim)
         mask = args.where_mask(where, arr.shape)
         out = args.check_out(out, arr.shape, arr.dtype)
-        return arr, Plan("numpy", op, axes, scale, arr.dtype, mask=mask, out=out)
+        return arr, Plan("numpy", op, axes, scale, arr.dtype, mask=mask, out=out, accuracy=code)
     if library == "dask":
         x, dtype = args.dask_float_array(x)
         if out is not None:
@@ -98,7 +103,7 @@ def plan_softmax(x: Any, axis: Axis, temperature: float, base: float | None, whe
             )
         axes = args.reduction_axes(axis, x.ndim)
         mask = args.dask_mask(where, x)
-        return x, Plan("dask", op, axes, scale, dtype, mask=mask)
+        return x, Plan("dask", op, axes, scale, dtype, mask=mask, accuracy=code)
     from ._backends import array_api
 
     xp = array_api.namespace(x)
@@ -108,12 +113,13 @@ def plan_softmax(x: Any, axis: Axis, temperature: float, base: float | None, whe
         axes = args.reduction_axes(axis, x.ndim)
         mask = args.array_api_mask(xp, where, tuple(x.shape), dtypes.device)
         out = args.array_api_out(out, tuple(x.shape), dtypes.result)
-    return x, Plan("array_api", op, axes, scale, dtypes, mask=mask, out=out, xp=xp)
+    return x, Plan("array_api", op, axes, scale, dtypes, mask=mask, out=out, xp=xp, accuracy=code)
 
 
 def plan_logsumexp(x: Any, axis: Axis, b: Any, keepdims: bool, return_sign: bool,
-                   where: Any) -> tuple[Array, Plan]:
+                   where: Any, accuracy: Any = None) -> tuple[Array, Plan]:
     """Check logsumexp's arguments once (SciPy's rules: `a` and `b` broadcast, then `axis`)."""
+    code = args.accuracy_code(accuracy)
     x, where = args.unmask(x, where)
     keepdims = args.check_bool(keepdims, "keepdims")
     return_sign = args.check_bool(return_sign, "return_sign")
@@ -131,7 +137,7 @@ def plan_logsumexp(x: Any, axis: Axis, b: Any, keepdims: bool, return_sign: bool
         axes = args.reduction_axes(axis, arr.ndim)
         mask = args.where_mask(where, arr.shape)
         return arr, Plan("numpy", "logsumexp", axes, args.UNIT_SCALE, dtype, mask=mask, b=b,
-                         keepdims=keepdims, return_sign=return_sign)
+                         keepdims=keepdims, return_sign=return_sign, accuracy=code)
     if library == "dask":
         x, dtype = args.dask_float_array(x)
         if b is not None:
@@ -139,18 +145,19 @@ def plan_logsumexp(x: Any, axis: Axis, b: Any, keepdims: bool, return_sign: bool
         axes = args.reduction_axes(axis, x.ndim)
         mask = args.dask_mask(where, x)
         return x, Plan("dask", "logsumexp", axes, args.UNIT_SCALE, dtype, mask=mask, b=b,
-                       keepdims=keepdims, return_sign=return_sign)
+                       keepdims=keepdims, return_sign=return_sign, accuracy=code)
     from ._backends import array_api
 
     xp = array_api.namespace(x)
+    ints = array_api.default_float_for_ints(xp)
     with array_api.wide(xp):
-        dtypes = args.array_api_dtypes(xp, x)
+        dtypes = args.array_api_dtypes(xp, x, int_result=ints)
         if b is not None:
             x, b, dtypes = args.array_api_broadcast_weights(xp, x, b, dtypes)
         axes = args.reduction_axes(axis, x.ndim)
         mask = args.array_api_mask(xp, where, tuple(x.shape), dtypes.device)
     return x, Plan("array_api", "logsumexp", axes, args.UNIT_SCALE, dtypes, mask=mask, b=b,
-                   keepdims=keepdims, return_sign=return_sign, xp=xp)
+                   keepdims=keepdims, return_sign=return_sign, xp=xp, accuracy=code)
 
 
 

@@ -19,7 +19,7 @@ result type stays precise even when the array's type holds Any.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Protocol, TypeVar, Union
+from typing import Optional, Any, Literal, Protocol, TypeVar, Union
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -109,6 +109,8 @@ Mask = Union[ArrayLike, AnyArray, None]
 
 Reduction = Literal["mean", "sum", "none"]
 Input = Literal["logits", "probs"]
+# accuracy= of softmax, log_softmax, logsumexp: None is the process default.
+Accuracy = Optional[Literal["high", "fast"]]
 
 Namespace = Any
 """An array-API namespace (``xp``): a module whose functions depend on the library."""

@@ -183,7 +183,7 @@ def _softmax_family(arr: NDArray[Any], plan: Plan) -> Any:
     if not direct:
         target = np.empty(x_last.shape, dtype=work_dtype)
 
-    _core.softmax(x_last, target, mask_last, scale.c_hi, scale.c_lo, log)
+    _core.softmax(x_last, target, mask_last, scale.c_hi, scale.c_lo, log, plan.accuracy)
 
     result = full if direct else axes_back(target, arr.shape, axes)
     return result if result is out else _finish(result, out, result_dtype)
@@ -223,7 +223,7 @@ def _logsumexp(arr: NDArray[Any], plan: Plan) -> Any:
     else:
         x_last = x_last.astype(work_dtype, copy=False)
         value = np.empty(x_last.shape[:-1], dtype=work_dtype)
-        _core.logsumexp(x_last, value, mask_last)
+        _core.logsumexp(x_last, value, mask_last, plan.accuracy)
         sign = np.where(value == -np.inf, 0.0, 1.0)
         sign = np.where(np.isnan(value), np.nan, sign)
 

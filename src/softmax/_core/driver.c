@@ -130,6 +130,53 @@ pad_lanes(const sm_job *job, ptrdiff_t n)
     return (n + l - 1) / l * l;
 }
 
+/*
+ * Rows run by the float32-lane kernels (kernels32): float16 softmax and
+ * log_softmax in both modes (float32 lanes keep float16's 1-ulp bound),
+ * and in the fast mode float32 and float16 everything. logsumexp of
+ * float16 stays in double by default: a result that cancels against the
+ * max needs the sum to better than float32 exps give. A scale c outside
+ * [2^-100, 2^100] (a float pair could not carry it) takes the double path.
+ */
+static int
+use32(const sm_job *job)
+{
+    if (job->dtype == SM_F64 ||
+        !(job->fast || (job->dtype == SM_F16 && job->mode != SM_MODE_LSE))) {
+        return 0;
+    }
+    return !job->sc.scaled || (job->sc.c_hi >= 0x1p-100 && job->sc.c_hi <= 0x1p100);
+}
+
+static const sm_k32 *
+k32(const sm_job *job)
+{
+    return &job->tg->k32[job->dtype == SM_F16 ? 0 : 1];
+}
+
+/* +inf entries of a row (masked ones excluded), read from x */
+static double
+count_posinf_row(const sm_job *job, const sm_row *row)
+{
+    const double sign = job->sc.negate ? -1.0 : 1.0;
+    double k = 0;
+    for (ptrdiff_t j = 0; j < row->n; j++) {
+        if (row->mask != NULL && !row->mask[j * row->mask_stride]) {
+            continue;
+        }
+        k += sign * load1(job->dtype, row->x + j * row->x_stride) == HUGE_VAL;
+    }
+    return k;
+}
+
+/* The stage of a row in the scratch and where its float exps go after it. */
+static float *
+exps_after_stage(const sm_job *job, double *v, ptrdiff_t n)
+{
+    const ptrdiff_t isz = job->dtype == SM_F16 ? 2 : 4;
+    return (float *)(v + (n * isz + 7) / 8 + 1);
+}
+
 /* The lanes' sums in a fixed order: the row's sum of the non-maxima. */
 static void
 acc_reduce(const sm_acc *acc, int lanes, double *hi, double *lo)
@@ -241,10 +288,67 @@ finish_row(const sm_job *job, const sm_row *row, const double *v, int exp, doubl
     }
 }
 
+/* finish_row for the float32-lane kernels: src as load32 gave it, e the
+ * stored exps or NULL */
+static void
+finish_row32(const sm_job *job, const sm_row *row, const void *src, const float *e, double m,
+             double r_hi, double r_lo, char *lse_out)
+{
+    const sm_k32 *K = k32(job);
+    double a_hi, a_lo;
+    if (job->mode == SM_MODE_SOFTMAX) {
+        reciprocal(r_hi, r_lo, &a_hi, &a_lo);
+        K->write_p(src, e, m, &job->sc, a_hi, row);
+        return;
+    }
+    log1p_dd(r_hi, r_lo, &a_hi, &a_lo);
+    if (job->mode == SM_MODE_LOG) {
+        K->write_log(src, m, &job->sc, a_hi, a_lo, row);
+    }
+    else {
+        store_lse(job, lse_out, m, a_hi, a_lo);
+    }
+}
+
+/*
+ * A row in float32 lanes: x read in place (or staged once), three passes;
+ * softmax keeps its exps in out (float32, contiguous) or after the stage.
+ */
+static void
+row_whole32(const sm_job *job, const sm_row *row, double *v, char *lse_out)
+{
+    const sm_k32 *K = k32(job);
+    const void *src;
+    double m;
+    const int kind = K->load(row, job->sc.negate, v, &src, &m);
+    if (kind != SM_ROW_FINITE) {
+        const double k = kind == SM_ROW_POSINF ? count_posinf_row(job, row) : 0.0;
+        write_special(job, row, kind, k, lse_out);
+        return;
+    }
+    float *e = NULL;
+    if (job->mode == SM_MODE_SOFTMAX) {
+        e = job->dtype == SM_F32 && row->out_stride == (ptrdiff_t)sizeof(float)
+                ? (float *)row->out
+                : exps_after_stage(job, v, row->n);
+    }
+    sm_acc acc;
+    memset(&acc, 0, sizeof(acc));
+    K->expsum(src, row->n, m, &job->sc, e, &acc);
+    double hi, lo, r_hi, r_lo;
+    acc_reduce(&acc, job->tg->lanes32, &hi, &lo);
+    dd_add(acc.count - 1.0, 0.0, hi, lo, &r_hi, &r_lo);
+    finish_row32(job, row, src, e, m, r_hi, r_lo, lse_out);
+}
+
 /* A row short enough to stay in the scratch: x is read once. */
 static void
 row_whole(const sm_job *job, const sm_row *row, double *v, char *lse_out)
 {
+    if (use32(job)) {
+        row_whole32(job, row, v, lse_out);
+        return;
+    }
     const sm_dtype_kernels *K = &job->tg->k[job->dtype];
     double m;
     int kind = K->load(row, job->sc.negate, v, &m);
@@ -278,8 +382,31 @@ segment(const sm_job *job, const sm_row *row, ptrdiff_t i)
 }
 
 static void
+seg_part32(const sm_job *job, const sm_row *seg, double *v, sm_part *p)
+{
+    const sm_k32 *K = k32(job);
+    const void *src;
+    p->kind = K->load(seg, job->sc.negate, v, &src, &p->m);
+    p->hi = p->lo = p->count = 0.0;
+    if (p->kind == SM_ROW_FINITE) {
+        sm_acc acc;
+        memset(&acc, 0, sizeof(acc));
+        K->expsum(src, seg->n, p->m, &job->sc, NULL, &acc);
+        acc_reduce(&acc, job->tg->lanes32, &p->hi, &p->lo);
+        p->count = acc.count;
+    }
+    else if (p->kind == SM_ROW_POSINF) {
+        p->count = count_posinf_row(job, seg);
+    }
+}
+
+static void
 seg_part(const sm_job *job, const sm_row *seg, double *v, sm_part *p)
 {
+    if (use32(job)) {
+        seg_part32(job, seg, v, p);
+        return;
+    }
     const sm_dtype_kernels *K = &job->tg->k[job->dtype];
     p->kind = K->load(seg, job->sc.negate, v, &p->m);
     p->hi = p->lo = p->count = 0.0;
@@ -368,6 +495,12 @@ static void
 seg_write(const sm_job *job, const sm_row *seg, double *v, double m, double r_hi, double r_lo)
 {
     double m_seg;
+    if (use32(job)) {
+        const void *src;
+        k32(job)->load(seg, job->sc.negate, v, &src, NULL);
+        finish_row32(job, seg, src, NULL, m, r_hi, r_lo, NULL);
+        return;
+    }
     job->tg->k[job->dtype].load(seg, job->sc.negate, v, &m_seg);
     finish_row(job, seg, v, 1, m, r_hi, r_lo, NULL);
 }
@@ -433,6 +566,13 @@ row_at(const sm_job *job, ptrdiff_t r, sm_row *row, char **lse_out)
     }
 }
 
+/* Columns per column block: a vector of doubles, or of floats (kernels32) */
+static ptrdiff_t
+job_width(const sm_job *job)
+{
+    return use32(job) ? job->tg->width32 : job->tg->width;
+}
+
 static ptrdiff_t
 item_size(int dtype)
 {
@@ -453,7 +593,7 @@ column_layout(const sm_job *job)
     const ptrdiff_t isz = item_size(job->dtype);
     if (job->mask != NULL || job->outer_ndim == 0 || job->n > SM_ROW_CACHE || job->n == 0 ||
         job->x_stride == isz || job->x_strides[job->outer_ndim - 1] != isz ||
-        job->dims[job->outer_ndim - 1] < job->tg->width) {
+        job->dims[job->outer_ndim - 1] < job_width(job)) {
         return 0;
     }
     /* the panel's outputs must be adjacent too, for vector stores */
@@ -464,7 +604,7 @@ column_layout(const sm_job *job)
 static ptrdiff_t
 panel_width(const sm_job *job)
 {
-    const ptrdiff_t w = job->tg->width;
+    const ptrdiff_t w = job_width(job);
     ptrdiff_t p = SM_PANEL_BYTES / (job->n * item_size(job->dtype)) / w * w;
     return p < w ? w : (p > SM_PANEL ? SM_PANEL : p);
 }
@@ -483,10 +623,19 @@ row_doubles(const sm_job *job)
     return pad32(job->n > SM_ROW_CACHE ? SM_SEG : (job->n > 0 ? job->n : 1));
 }
 
+/* The row part of a thread's scratch; for the float32 lanes a stage of n
+ * elements and n float exps (<= 8n bytes) plus the rounding in
+ * exps_after_stage. A panel's scratch follows it. */
+static ptrdiff_t
+row_part_doubles(const sm_job *job)
+{
+    return row_doubles(job) + (use32(job) ? 4 : 0);
+}
+
 ptrdiff_t
 sm_scratch_doubles(const sm_job *job)
 {
-    return row_doubles(job) + (column_layout(job) ? panel_doubles(job) : 0);
+    return row_part_doubles(job) + (column_layout(job) ? panel_doubles(job) : 0);
 }
 
 /* Column l's sum of the non-maxima, reduced as a row's (acc_reduce). */
@@ -510,6 +659,22 @@ column_sum(const sm_job *job, const double *acc, ptrdiff_t ncols, ptrdiff_t l, d
     dd_add(acc[4 * plane + l] - 1.0, 0.0, hi, lo, r_hi, r_lo);
 }
 
+/* column_sum for the float32-lane kernels' acc (sums of the hi plane only) */
+static void
+column_sum32(const sm_job *job, const double *acc, ptrdiff_t ncols, ptrdiff_t l, double *r_hi,
+             double *r_lo)
+{
+    const int lanes = job->tg->lanes32;
+    sm_acc one;
+    memset(&one, 0, sizeof(one));
+    for (int k = 0; k < lanes; k++) {
+        one.hi[k] = acc[k * ncols + l];
+    }
+    double hi, lo;
+    acc_reduce(&one, lanes, &hi, &lo);
+    dd_add(acc[(ptrdiff_t)lanes * ncols + l] - 1.0, 0.0, hi, lo, r_hi, r_lo);
+}
+
 static int
 column_kind(double nan, double m)
 {
@@ -524,15 +689,22 @@ static void
 columns_panel(const sm_job *job, const sm_row *row, char *lse_out, ptrdiff_t ncols,
               double *scratch, double *v)
 {
+    const int k32_ = use32(job);
     const sm_dtype_kernels *K = &job->tg->k[job->dtype];
+    const sm_k32 *K32 = k32(job);
     const int negate = job->sc.negate;
     const ptrdiff_t isz = item_size(job->dtype), o_step = job->o_strides[job->outer_ndim - 1];
-    const sm_cols c = {row->x, row->out, row->n, ncols / job->tg->width, row->x_stride,
+    const sm_cols c = {row->x, row->out, row->n, ncols / job_width(job), row->x_stride,
                        row->out_stride};
     double *m = scratch, *nan = m + ncols, *m_run = nan + ncols, *a_hi = m_run + ncols;
     double *a_lo = a_hi + ncols, *acc = a_lo + ncols;
     int special = 0;
-    K->cols_max(&c, negate, m, nan);
+    if (k32_) {
+        K32->cols_max(&c, negate, m, nan);
+    }
+    else {
+        K->cols_max(&c, negate, m, nan);
+    }
     for (ptrdiff_t l = 0; l < ncols; l++) {
         const int kind = column_kind(nan[l], m[l]);
         if (kind == SM_ROW_POSINF) {
@@ -552,10 +724,20 @@ columns_panel(const sm_job *job, const sm_row *row, char *lse_out, ptrdiff_t nco
         m_run[l] = kind == SM_ROW_FINITE ? m[l] : 0.0;
         special |= kind != SM_ROW_FINITE;
     }
-    K->cols_expsum(&c, negate, m_run, &job->sc, acc);
+    if (k32_) {
+        K32->cols_expsum(&c, negate, m_run, &job->sc, acc);
+    }
+    else {
+        K->cols_expsum(&c, negate, m_run, &job->sc, acc);
+    }
     for (ptrdiff_t l = 0; l < ncols; l++) {
         double r_hi, r_lo;
-        column_sum(job, acc, ncols, l, &r_hi, &r_lo);
+        if (k32_) {
+            column_sum32(job, acc, ncols, l, &r_hi, &r_lo);
+        }
+        else {
+            column_sum(job, acc, ncols, l, &r_hi, &r_lo);
+        }
         if (job->mode == SM_MODE_SOFTMAX) {
             reciprocal(r_hi, r_lo, &a_hi[l], &a_lo[l]);
         }
@@ -567,10 +749,10 @@ columns_panel(const sm_job *job, const sm_row *row, char *lse_out, ptrdiff_t nco
         }
     }
     if (job->mode == SM_MODE_SOFTMAX) {
-        K->cols_write_p(&c, negate, m_run, &job->sc, a_hi, a_lo);
+        (k32_ ? K32->cols_write_p : K->cols_write_p)(&c, negate, m_run, &job->sc, a_hi, a_lo);
     }
     else if (job->mode == SM_MODE_LOG) {
-        K->cols_write_log(&c, negate, m_run, &job->sc, a_hi, a_lo);
+        (k32_ ? K32->cols_write_log : K->cols_write_log)(&c, negate, m_run, &job->sc, a_hi, a_lo);
     }
     for (ptrdiff_t l = 0; special && l < ncols; l++) {
         const int kind = column_kind(nan[l], m[l]);
@@ -597,12 +779,12 @@ task_rows(void *arg, int tid, int nt)
     const sm_job *job = arg;
     const int cols = column_layout(job);
     /* panels start at multiples of the width: split the rows there */
-    const ptrdiff_t w = cols ? job->tg->width : 1;
+    const ptrdiff_t w = cols ? job_width(job) : 1;
     const ptrdiff_t r0 = job->rows * tid / nt / w * w;
     const ptrdiff_t r1 = tid == nt - 1 ? job->rows : job->rows * (tid + 1) / nt / w * w;
     double *v = job->scratch + tid * sm_scratch_doubles(job);
     sm_part *parts = job->parts + tid * sm_n_parts(job);
-    double *panel = v + row_doubles(job);
+    double *panel = v + row_part_doubles(job);
     const ptrdiff_t panel_cols = cols ? panel_width(job) : 0;
     for (ptrdiff_t r = r0; r < r1; r++) {
         sm_row row;

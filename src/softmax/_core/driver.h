@@ -33,6 +33,7 @@ typedef struct {
     const sm_target *tg;
     int dtype;                 /* SM_F16, SM_F32, SM_F64 */
     int mode;                  /* SM_MODE_* */
+    int fast;                  /* accuracy="fast": float32 lanes for float32 too */
     sm_scale sc;
     /* rows: all axes but the last, walked in C order */
     int outer_ndim;

@@ -95,6 +95,40 @@ typedef struct {
                            const double *l_hi, const double *l_lo);
 } sm_dtype_kernels;
 
+/*
+ * The row kernels in float32 lanes (kernels32.template.c) for float16 and
+ * float32 input: the same three steps, without a double scratch.
+ */
+typedef struct {
+    /* max of v = sign * x (masked entries -inf) and the SM_ROW_* kind; *src
+     * is where the kernels below read v: x itself when the row is
+     * contiguous, unmasked and not negated, else `stage` (n elements of
+     * x's type) filled here; m == NULL: only *src (no scan, returns
+     * SM_ROW_FINITE) */
+    int (*load)(const sm_row *row, int negate, void *stage, const void **src, double *m);
+    /* acc += exp((v - m) c) over the non-maxima of src[0..n) (acc->hi only;
+     * acc->count counts the maxima); e != NULL: also e[j] = exp(...) */
+    void (*expsum)(const void *src, ptrdiff_t n, double m, const sm_scale *sc, float *e,
+                   sm_acc *acc);
+    /* out = e * inv, from e (stored exps) or, e == NULL, recomputed from src */
+    void (*write_p)(const void *src, const float *e, double m, const sm_scale *sc, double inv,
+                    const sm_row *row);
+    /* out = (v - m) c - (l_hi + l_lo) */
+    void (*write_log)(const void *src, double m, const sm_scale *sc, double l_hi, double l_lo,
+                      const sm_row *row);
+    /* The column kernels (sm_cols with blocks of width32 columns), as in
+     * sm_dtype_kernels; cols_expsum writes acc as lanes32 planes of
+     * accumulators ([k][column], the sums of the non-maxima) and then the
+     * per-column count of maxima, every entry. */
+    void (*cols_max)(const sm_cols *c, int negate, double *m, double *nan);
+    void (*cols_expsum)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,
+                        double *acc);
+    void (*cols_write_p)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,
+                         const double *inv_hi, const double *inv_lo);
+    void (*cols_write_log)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,
+                           const double *l_hi, const double *l_lo);
+} sm_k32;
+
 typedef struct {
     const char *name;
     int lanes;     /* accumulators per row: vector width x unroll */
@@ -102,6 +136,14 @@ typedef struct {
     sm_dtype_kernels k[SM_NDTYPES];
     /* out[j] = exp(y[j]): the vector exp alone, for accuracy tests */
     void (*exp)(const double *y, double *out, ptrdiff_t n);
+    int lanes32;   /* float accumulators per row of the kernels below */
+    int width32;   /* floats per vector: columns per column block */
+    sm_k32 k32[2]; /* SM_F16, SM_F32 */
+    /* out[j] = exp(y[j]) by the float32-lane exp (float arrays) */
+    void (*expf)(const float *y, float *out, ptrdiff_t n);
+    /* seconds for `iters` rounds of 12 independent vector FMAs of `bits`
+     * bits (256 or 512; a negative result: this target has no such width) */
+    double (*fma_probe)(int bits, long iters);
 } sm_target;
 
 extern const sm_target sm_target_baseline;

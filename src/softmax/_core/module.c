@@ -22,6 +22,17 @@
 #include "driver.h"
 #include "threads.h"
 
+/* The process default of the accuracy mode (0 high, 1 fast), set from
+ * _config.set_accuracy; a call's own accuracy= overrides it. */
+static int default_fast = 0;
+
+/* An accuracy code from Python: -1 (the process default), 0 or 1. */
+static int
+resolve_fast(int code)
+{
+    return code < 0 ? default_fast : code != 0;
+}
+
 /* Raises TypeError unless obj is an aligned native float16/32/64 ndarray. */
 static PyArrayObject *
 as_float_array(PyObject *obj, const char *name, int writeable)
@@ -148,18 +159,19 @@ run_job(sm_job *job)
 }
 
 PyDoc_STRVAR(softmax_doc,
-"softmax(x, out, where, c_hi, c_lo, log_mode)\n--\n\n"
+"softmax(x, out, where, c_hi, c_lo, log_mode, accuracy=-1)\n--\n\n"
 "Internal: softmax (log_mode=False) or log_softmax along the last axis of\n"
-"x into out, with scores (x * c) and c = c_hi + c_lo. Use softmax.softmax.");
+"x into out, with scores (x * c) and c = c_hi + c_lo; accuracy 0 high,\n"
+"1 fast, -1 the process default. Use softmax.softmax.");
 
 static PyObject *
 core_softmax(PyObject *self, PyObject *args)
 {
     PyObject *x_obj, *out_obj, *mask_obj;
     double c_hi, c_lo;
-    int log_mode;
-    if (!PyArg_ParseTuple(args, "OOOddp", &x_obj, &out_obj, &mask_obj, &c_hi, &c_lo,
-                          &log_mode)) {
+    int log_mode, accuracy = -1;
+    if (!PyArg_ParseTuple(args, "OOOddp|i", &x_obj, &out_obj, &mask_obj, &c_hi, &c_lo,
+                          &log_mode, &accuracy)) {
         return NULL;
     }
     PyArrayObject *x = as_float_array(x_obj, "x", 0);
@@ -183,6 +195,7 @@ core_softmax(PyObject *self, PyObject *args)
     sm_job job;
     job_init(&job, x, out, 1, mask, PyArray_NDIM(x) - 1);
     job.mode = log_mode ? SM_MODE_LOG : SM_MODE_SOFTMAX;
+    job.fast = resolve_fast(accuracy);
     job.sc.negate = c_hi < 0;
     job.sc.c_hi = fabs(c_hi);
     job.sc.c_lo = job.sc.negate ? -c_lo : c_lo;
@@ -194,15 +207,17 @@ core_softmax(PyObject *self, PyObject *args)
 }
 
 PyDoc_STRVAR(logsumexp_doc,
-"logsumexp(x, out, where)\n--\n\n"
-"Internal: logsumexp along the last axis of x into out (shape x.shape[:-1]).\n"
+"logsumexp(x, out, where, accuracy=-1)\n--\n\n"
+"Internal: logsumexp along the last axis of x into out (shape x.shape[:-1]);\n"
+"accuracy as for softmax.\n"
 "Use softmax.logsumexp.");
 
 static PyObject *
 core_logsumexp(PyObject *self, PyObject *args)
 {
     PyObject *x_obj, *out_obj, *mask_obj;
-    if (!PyArg_ParseTuple(args, "OOO", &x_obj, &out_obj, &mask_obj)) {
+    int accuracy = -1;
+    if (!PyArg_ParseTuple(args, "OOO|i", &x_obj, &out_obj, &mask_obj, &accuracy)) {
         return NULL;
     }
     PyArrayObject *x = as_float_array(x_obj, "x", 0);
@@ -223,6 +238,7 @@ core_logsumexp(PyObject *self, PyObject *args)
     sm_job job;
     job_init(&job, x, out, 0, mask, nd - 1);
     job.mode = SM_MODE_LSE;
+    job.fast = resolve_fast(accuracy);
     job.sc.c_hi = 1.0;
     return run_job(&job);
 }
@@ -376,17 +392,26 @@ fast_out(PyObject *obj, PyArrayObject *x)
 }
 
 PyDoc_STRVAR(fast_doc,
-"fast(mode, x, axis, temperature, base, where, out)\n--\n\n"
+"fast(mode, x, axis, temperature, base, where, out[, accuracy])\n--\n\n"
 "Internal: the plain call of softmax (mode 0) or log_softmax (mode 1), run\n"
 "at once; None if the call is not plain. For logsumexp (mode 2) the slots\n"
-"are (2, x, axis, b, keepdims, where, return_sign).");
+"are (2, x, axis, b, keepdims, where, return_sign). accuracy: 0 high,\n"
+"1 fast, absent or -1 the process default.");
 
 static PyObject *
 core_fast(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 7) {
-        PyErr_SetString(PyExc_TypeError, "fast takes 7 arguments (internal)");
+    if (nargs != 7 && nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "fast takes 7 or 8 arguments (internal)");
         return NULL;
+    }
+    int accuracy = -1;
+    if (nargs == 8) {
+        const long a = PyLong_AsLong(args[7]);
+        if (a == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        accuracy = (int)(a < -1 ? -1 : (a > 1 ? 1 : a));
     }
     /* the numbers _api.py passes, kept apart from the driver's SM_MODE_* */
     static const int modes[3] = {SM_MODE_SOFTMAX, SM_MODE_LOG, SM_MODE_LSE};
@@ -424,6 +449,7 @@ core_fast(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         }
         job_init(&job, x, out, 0, NULL, nd - 1);
         job.mode = SM_MODE_LSE;
+        job.fast = resolve_fast(accuracy);
         job.sc.c_hi = 1.0;
         PyObject *r = run_job(&job);
         if (r == NULL) {
@@ -458,6 +484,7 @@ core_fast(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     job_init(&job, x, out, 1, NULL, axis);
     job.mode = mode;
+    job.fast = resolve_fast(accuracy);
     job.sc.c_hi = 1.0;
     if (job.n > 0) {
         PyObject *r = run_job(&job);
@@ -557,6 +584,145 @@ core_vexp(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static PyObject *
+core_set_accuracy(PyObject *self, PyObject *arg)
+{
+    const long a = PyLong_AsLong(arg);
+    if (a == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    default_fast = a != 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+core_get_accuracy(PyObject *self, PyObject *noargs)
+{
+    return PyLong_FromLong(default_fast);
+}
+
+PyDoc_STRVAR(vexpf_doc,
+"_vexpf(target, y, out)\n--\n\n"
+"Internal: out = exp(y) with the named target's float32-lane exp (float32\n"
+"arrays, contiguous, same size); for accuracy tests.");
+
+static PyObject *
+core_vexpf(PyObject *self, PyObject *args)
+{
+    const char *name;
+    PyObject *y_obj, *out_obj;
+    if (!PyArg_ParseTuple(args, "sOO", &name, &y_obj, &out_obj)) {
+        return NULL;
+    }
+    const sm_target *t = sm_dispatch_find(name);
+    if (t == NULL) {
+        PyErr_Format(PyExc_ValueError, "target must be a compiled target this CPU supports, got %s",
+                     name);
+        return NULL;
+    }
+    if (!PyArray_Check(y_obj) || !PyArray_Check(out_obj)) {
+        PyErr_SetString(PyExc_TypeError, "y and out must be numpy arrays");
+        return NULL;
+    }
+    PyArrayObject *y = (PyArrayObject *)y_obj, *out = (PyArrayObject *)out_obj;
+    if (PyArray_TYPE(y) != NPY_FLOAT32 || PyArray_TYPE(out) != NPY_FLOAT32 ||
+        !PyArray_IS_C_CONTIGUOUS(y) || !PyArray_IS_C_CONTIGUOUS(out) ||
+        !PyArray_ISWRITEABLE(out) || PyArray_SIZE(y) != PyArray_SIZE(out)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "y and out must be contiguous float32 arrays of one size");
+        return NULL;
+    }
+    t->expf((const float *)PyArray_DATA(y), (float *)PyArray_DATA(out), PyArray_SIZE(y));
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(probe_fma_doc,
+"_probe_fma(bits, iters) -> float or None\n--\n\n"
+"Internal (benchmark probe): vector FMAs of `bits` (256 or 512) bits per\n"
+"second on one core, from `iters` rounds of 12 independent FMA chains, by\n"
+"the widest target this CPU supports (None: no target has that width).");
+
+static PyObject *
+core_probe_fma(PyObject *self, PyObject *args)
+{
+    int bits;
+    long iters;
+    if (!PyArg_ParseTuple(args, "il", &bits, &iters)) {
+        return NULL;
+    }
+    if (iters < 1) {
+        PyErr_SetString(PyExc_ValueError, "iters must be >= 1");
+        return NULL;
+    }
+    int n;
+    const sm_target_info *info = sm_dispatch_targets(&n);
+    for (int i = 0; i < n; i++) {
+        if (!info[i].supported || info[i].target->fma_probe == NULL) {
+            continue;
+        }
+        double dt;
+        Py_BEGIN_ALLOW_THREADS
+        dt = info[i].target->fma_probe(bits, iters);
+        Py_END_ALLOW_THREADS
+        if (dt > 0) {
+            return PyFloat_FromDouble(12.0 * (double)iters / dt);
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+/* The two-thread copy floor: dst = src split in nthreads contiguous pieces. */
+typedef struct {
+    char *dst;
+    const char *src;
+    size_t bytes;
+} copy_ctx;
+
+static void
+copy_task(void *arg, int tid, int nt)
+{
+    const copy_ctx *c = arg;
+    /* pieces on 64-byte boundaries */
+    const size_t lines = (c->bytes + 63) / 64;
+    size_t a = lines * (size_t)tid / (size_t)nt * 64, b = lines * (size_t)(tid + 1) / (size_t)nt * 64;
+    a = a < c->bytes ? a : c->bytes;
+    b = b < c->bytes ? b : c->bytes;
+    if (b > a) {
+        memcpy(c->dst + a, c->src + a, b - a);
+    }
+}
+
+PyDoc_STRVAR(copy_doc,
+"_copy(dst, src, nthreads)\n--\n\n"
+"Internal (benchmark floor): memcpy of a C-contiguous src into dst (same\n"
+"size in bytes, not overlapping) on nthreads threads of the pool.");
+
+static PyObject *
+core_copy(PyObject *self, PyObject *args)
+{
+    PyObject *d_obj, *s_obj;
+    int nthreads;
+    if (!PyArg_ParseTuple(args, "OOi", &d_obj, &s_obj, &nthreads)) {
+        return NULL;
+    }
+    if (!PyArray_Check(d_obj) || !PyArray_Check(s_obj)) {
+        PyErr_SetString(PyExc_TypeError, "dst and src must be numpy arrays");
+        return NULL;
+    }
+    PyArrayObject *d = (PyArrayObject *)d_obj, *s = (PyArrayObject *)s_obj;
+    if (!PyArray_IS_C_CONTIGUOUS(d) || !PyArray_IS_C_CONTIGUOUS(s) || !PyArray_ISWRITEABLE(d) ||
+        PyArray_NBYTES(d) != PyArray_NBYTES(s) || extents_overlap(d, s)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "dst and src must be C-contiguous, of one size, writeable dst, apart");
+        return NULL;
+    }
+    copy_ctx c = {PyArray_BYTES(d), PyArray_BYTES(s), (size_t)PyArray_NBYTES(d)};
+    Py_BEGIN_ALLOW_THREADS
+    sm_pool_run(copy_task, &c, nthreads < 1 ? 1 : nthreads);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef core_methods[] = {
     {"softmax", core_softmax, METH_VARARGS, softmax_doc},
     {"logsumexp", core_logsumexp, METH_VARARGS, logsumexp_doc},
@@ -565,6 +731,11 @@ static PyMethodDef core_methods[] = {
     {"get_num_threads", core_get_num_threads, METH_NOARGS, "Internal: the thread limit."},
     {"_config", core_config, METH_NOARGS, config_doc},
     {"_vexp", core_vexp, METH_VARARGS, vexp_doc},
+    {"_vexpf", core_vexpf, METH_VARARGS, vexpf_doc},
+    {"_probe_fma", core_probe_fma, METH_VARARGS, probe_fma_doc},
+    {"_copy", core_copy, METH_VARARGS, copy_doc},
+    {"set_accuracy", core_set_accuracy, METH_O, "Internal: the default accuracy (0 high, 1 fast)."},
+    {"get_accuracy", core_get_accuracy, METH_NOARGS, "Internal: the default accuracy."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -43,6 +43,9 @@ examples:
   softmax calibrate probs.npy labels.npy --input probs
       the model's probabilities (softmax outputs) instead of its logits
   softmax calibrate data.npz data.npz --key logits --labels-key labels --json
+  softmax calibrate resnet110_cifar10
+      the sample data shipped with the package: fit on its validation
+      split, report on its test split
 
 input files: .npy, .npz (the first array, or --key / --labels-key), .csv
   (comma-separated, one sample per row; a header line is skipped). Logits are
@@ -71,8 +74,10 @@ def _fraction(text: str) -> float:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``softmax calibrate``."""
     parser.add_argument("logits", metavar="LOGITS",
-                        help="logits file (samples x classes), or probabilities with --input probs")
-    parser.add_argument("labels", metavar="LABELS", help="labels file (one class index per sample)")
+                        help="logits file (samples x classes), or probabilities with --input "
+                             "probs; or the name of a shipped data set (resnet110_cifar10)")
+    parser.add_argument("labels", metavar="LABELS", nargs="?", default=None,
+                        help="labels file (one class index per sample); not with a data set name")
     parser.add_argument("--input", choices=("logits", "probs"), default="logits",
                         help="what LOGITS holds: logits (default) or probabilities")
     split = parser.add_mutually_exclusive_group()
@@ -269,14 +274,45 @@ def _summary(scores, labels, *, kind, bins, strategy) -> dict:
     }
 
 
+def _shipped(args) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """A shipped data set named as LOGITS (no LABELS): (val z, val y, test z, test y)."""
+    from softmax import datasets
+
+    if args.labels is not None:
+        return None
+    if args.logits not in datasets.available() or os.path.exists(args.logits):
+        raise UsageError(
+            f"LABELS is required with a logits file, got only {clip(args.logits)} "
+            f"(without LABELS, LOGITS names a shipped data set: "
+            f"{', '.join(datasets.available())})"
+        )
+    if args.input != "logits" or args.key or args.labels_key:
+        raise UsageError("a shipped data set holds logits: --input probs, --key and "
+                         "--labels-key do not apply to it")
+    data = datasets.load_logits(args.logits)
+    return data.logits_val, data.labels_val, data.logits_test, data.labels_test
+
+
 def _run(args, env) -> ExitStatus:
-    logits, labels = _read_pair(args.logits, args.labels, args)
+    shipped = _shipped(args)
+    # a shipped set without --test / --val-fraction: fit on its validation
+    # split, report on its own test split
+    own_test = shipped is not None and args.test is None and args.val_fraction is None
+    if shipped is not None:
+        logits, labels = shipped[0], shipped[1]
+    else:
+        logits, labels = _read_pair(args.logits, args.labels, args)
     if logits.shape[0] == 0:
         raise _BadInput(f"{args.logits}: no samples")
     if args.plot and os.path.splitext(args.plot)[1].lower() not in (".png", ".svg", ".pdf"):
         raise UsageError(f"--plot must end in .png, .svg or .pdf, got {clip(args.plot)}")
     source = os.path.basename(args.logits)
-    if args.test:
+    if own_test:
+        assert shipped is not None
+        fit_z, fit_y, eval_z, eval_y = logits, labels, shipped[2], shipped[3]
+        fit_src = f"{args.logits} (validation split)"
+        eval_src, in_sample = f"{args.logits} (test split)", False
+    elif args.test:
         fit_z, fit_y = logits, labels
         eval_z, eval_y = _read_pair(args.test[0], args.test[1], args)
         if eval_z.shape[1] != logits.shape[1]:

@@ -1,0 +1,601 @@
+/*
+ * Row kernels in float32 lanes, for one SIMD target and one input type:
+ * float16 rows in both accuracy modes, float32 rows in the fast mode.
+ *
+ * Included by kernels.c (after simd32.h) once per type, with:
+ *   IN_T       the element type of x and out (uint16_t holds float16)
+ *   SUFFIX     the name suffix of the generated functions (f16, f32)
+ *   EXACT32    1: x - max carried as a float pair (TwoSum) and the scale c
+ *              as a float pair, so that the argument of exp keeps ~2^-48
+ *              relative accuracy (float32 outputs need it: an error e in
+ *              the argument is an error e in p, and |x - max| reaches 104);
+ *              0: plain float (float16 outputs need ~2^-13: |y| < 18 where
+ *              a float16 p is not 0, so y's rounding costs < 2^-19)
+ *   LOADF(p), STOREF(p, v)   SM_WF elements of IN_T <-> a vector of floats
+ *   NEGINF_T, NEG1(v)        -inf as IN_T, and -v for one IN_T
+ *
+ * The steps are those of kernels.template.c (load / expsum / write), with
+ * two differences that cut the bytes moved per element:
+ *   - a contiguous, unmasked, unnegated row is read in place, three times
+ *     (max, exps, writes) instead of being copied to a double scratch;
+ *     other rows are staged once, as IN_T (masked entries -inf);
+ *   - softmax keeps the exps as floats (in out itself for float32, in a
+ *     scratch for float16) instead of doubles.
+ * Sums: element j goes to float lane j mod SM_LF; each lane adds SM_BLOCK
+ * terms in float (relative error <= 3 * 2^-24 of the block) and then
+ * flushes into its double accumulator, so the row's sum has the accuracy of
+ * a double sum of float exps, whatever n. Exact maxima (x == max) are
+ * counted, not summed, as in the double kernels (log1p keeps the tiny
+ * log-probabilities of a dominant entry). Terms below e^-86 are summed
+ * apart, 2^64 higher, for float32 (see term32), and left out for float16
+ * (they add under 2^-124 to the sum, whose log_softmax and logsumexp
+ * effects are far below float16's smallest subnormal).
+ * Contiguous, strided and masked rows differ only in where the values are
+ * read from and written to: the same bits.
+ */
+#ifndef IN_T
+#error "kernels32.template.c needs IN_T, SUFFIX, EXACT32, LOADF, STOREF, NEGINF_T, NEG1"
+#endif
+
+#define SM_CAT_(a, b) a##_##b
+#define SM_CAT(a, b) SM_CAT_(a, b)
+#define SM_FN(name) SM_CAT(name, SUFFIX)
+
+#ifndef SM_UF
+/* the unswitched loops below rely on their constant arguments: inline them
+ * whatever the compiler's size heuristics say */
+#define SM_ALWAYS_INLINE static inline __attribute__((always_inline))
+#define SM_UF 2                    /* float accumulators per lane */
+#define SM_LF (SM_WF * SM_UF)      /* float lanes of a row's sum */
+#define SM_HALVES (SM_WF / SM_W)   /* double vectors per float vector */
+#define SM_BLOCK 4                 /* rounds a float lane adds before flushing */
+#endif
+
+typedef struct {
+    vf c_hi, c_lo;   /* c as a float pair (c_lo only with EXACT32) */
+    vf m, neg_m;
+    int scaled;
+} SM_FN(ctx32);
+
+static inline SM_FN(ctx32)
+SM_FN(ctx32_make)(double m, const sm_scale *sc)
+{
+    SM_FN(ctx32) c;
+    const float hi = (float)sc->c_hi;
+    c.c_hi = vf_set1(hi);
+    c.c_lo = vf_set1((float)((sc->c_hi - (double)hi) + sc->c_lo));
+    /* m is a value of the row: exact as a float */
+    c.m = vf_set1((float)m);
+    c.neg_m = vf_set1(-(float)m);
+    c.scaled = sc->scaled;
+    return c;
+}
+
+/* y = (v - m) c as y_hi + y_lo; d == 0 marks exact maxima */
+SM_ALWAYS_INLINE void
+SM_FN(shift32)(vf v, const SM_FN(ctx32) *c, const int scaled, vf *d, vf *y_hi, vf *y_lo)
+{
+    const vf dd = vf_sub(v, c->m);
+    *d = dd;
+#if EXACT32
+    /* TwoSum: the rounding error of v - m */
+    const vf bb = vf_sub(dd, v);
+    const vf lo = vf_add(vf_sub(v, vf_sub(dd, bb)), vf_sub(c->neg_m, bb));
+    if (scaled) {
+        const vf p = vf_mul(dd, c->c_hi);
+        *y_lo = vf_add(vf_fma(dd, c->c_hi, vf_sub(vf_set1(0.0f), p)),
+                       vf_fma(dd, c->c_lo, vf_mul(lo, c->c_hi)));
+        *y_hi = p;
+    }
+    else {
+        *y_hi = dd;
+        *y_lo = lo;
+    }
+#else
+    *y_hi = scaled ? vf_mul(dd, c->c_hi) : dd;
+    *y_lo = vf_set1(0.0f);
+#endif
+}
+
+static int
+SM_FN(load32)(const sm_row *row, int negate, void *stage, const void **src, double *m_out)
+{
+    const ptrdiff_t n = row->n;
+    const IN_T *x;
+    if (row->mask == NULL && row->x_stride == (ptrdiff_t)sizeof(IN_T) && !negate) {
+        x = (const IN_T *)row->x;
+    }
+    else {
+        IN_T *s = (IN_T *)stage;
+        for (ptrdiff_t j = 0; j < n; j++) {
+            if (row->mask != NULL && !row->mask[j * row->mask_stride]) {
+                s[j] = NEGINF_T;
+            }
+            else {
+                IN_T a;
+                memcpy(&a, row->x + j * row->x_stride, sizeof(IN_T));
+                s[j] = negate ? NEG1(a) : a;
+            }
+        }
+        x = s;
+    }
+    *src = x;
+    if (m_out == NULL) {
+        /* the write pass of a segment: the max is known, only src is needed */
+        return SM_ROW_FINITE;
+    }
+    vf mx[SM_UF];
+    vbf nan = vf_lt(vf_set1(0.0f), vf_set1(0.0f));
+    for (int u = 0; u < SM_UF; u++) {
+        mx[u] = vf_set1(-HUGE_VALF);
+    }
+    ptrdiff_t j = 0;
+    for (; j + SM_LF <= n; j += SM_LF) {
+        for (int u = 0; u < SM_UF; u++) {
+            const vf a = LOADF(x + j + u * SM_WF);
+            nan = vbf_or(nan, vf_unord(a, a));
+            mx[u] = vf_max(mx[u], a);
+        }
+    }
+    if (j < n) {
+        IN_T t[SM_LF];
+        for (int l = 0; l < SM_LF; l++) {
+            t[l] = j + l < n ? x[j + l] : NEGINF_T;
+        }
+        for (int u = 0; u < SM_UF; u++) {
+            const vf a = LOADF(t + u * SM_WF);
+            nan = vbf_or(nan, vf_unord(a, a));
+            mx[u] = vf_max(mx[u], a);
+        }
+    }
+    float lanes[SM_LF];
+    for (int u = 0; u < SM_UF; u++) {
+        vf_store(lanes + u * SM_WF, mx[u]);
+    }
+    float m = -HUGE_VALF;
+    for (int l = 0; l < SM_LF; l++) {
+        m = lanes[l] > m ? lanes[l] : m;
+    }
+    *m_out = (double)m;
+    if (vbf_any(nan)) {
+        return SM_ROW_NAN;
+    }
+    if (m == HUGE_VALF) {
+        return SM_ROW_POSINF;
+    }
+    if (!(m > -HUGE_VALF)) {
+        return SM_ROW_EMPTY;
+    }
+    return SM_ROW_FINITE;
+}
+
+/*
+ * One vector into one float partial sum: returns e = exp(y) (exact in every
+ * lane when `store`, for writing), counts exact maxima in *cnt. With
+ * EXACT32, terms in [e^-130, e^-86) go to *tpart scaled by 2^64 (so that a
+ * sum of such terms is not rounded at the subnormal quantum: log_softmax of
+ * a dominant entry and logsumexp near 0 are that sum), and *tseen is set.
+ */
+SM_ALWAYS_INLINE vf
+SM_FN(term32)(vf v, const SM_FN(ctx32) *c, const int scaled, const int store, vf *part, vf *tpart,
+              int *tseen, vf *cnt)
+{
+    vf d, y_hi, y_lo;
+    SM_FN(shift32)(v, c, scaled, &d, &y_hi, &y_lo);
+    const sm_expf_parts ep = sm_vexpf_parts(y_hi, y_lo, EXACT32);
+    vf e = sm_vexpf_scale(ep);
+    const vbf top = vf_eq(d, vf_set1(0.0f));
+    *cnt = vf_add_masked(top, *cnt, vf_set1(1.0f));
+    /* not a maximum, and above e^-86 (which also drops -inf and NaN lanes) */
+    *part = vf_add_masked(vf_ge_and(vbf_not(top), y_hi, vf_set1(SM_EXPF_TINY)), *part, e);
+#if EXACT32
+    const vbf tiny = vf_lt(y_hi, vf_set1(SM_EXPF_TINY));
+    if (vbf_any(tiny)) {
+        const vf lifted = sm_vexpf_lifted(ep);
+        *tpart = vf_add_masked(vf_ge_and(tiny, y_hi, vf_set1(-130.0f)), *tpart, lifted);
+        *tseen = 1;
+    }
+#else
+    (void)tpart;
+    (void)tseen;
+#endif
+    if (store) {
+        e = sm_vexpf_fix(y_hi, ep, e);
+    }
+    return e;
+}
+
+SM_ALWAYS_INLINE void
+SM_FN(flush32)(vf *part, vd *dacc)
+{
+    for (int u = 0; u < SM_UF; u++) {
+        vd lo, hi;
+        vf_widen(part[u], &lo, &hi);
+        dacc[u * SM_HALVES] = vd_add(dacc[u * SM_HALVES], lo);
+#if SM_WF != SM_W
+        dacc[u * SM_HALVES + 1] = vd_add(dacc[u * SM_HALVES + 1], hi);
+#else
+        (void)hi;
+#endif
+        part[u] = vf_set1(0.0f);
+    }
+}
+
+/* the tiny partials, scaled back by 2^-64 (exact in double) */
+SM_ALWAYS_INLINE void
+SM_FN(flush_tiny32)(vf *tpart, vd *dacc)
+{
+    const vd down = vd_set1(0x1p-64);
+    for (int u = 0; u < SM_UF; u++) {
+        vd lo, hi;
+        vf_widen(tpart[u], &lo, &hi);
+        dacc[u * SM_HALVES] = vd_add(dacc[u * SM_HALVES], vd_mul(lo, down));
+#if SM_WF != SM_W
+        dacc[u * SM_HALVES + 1] = vd_add(dacc[u * SM_HALVES + 1], vd_mul(hi, down));
+#else
+        (void)hi;
+#endif
+        tpart[u] = vf_set1(0.0f);
+    }
+}
+
+/* The loop of expsum32 for constant `scaled` and `store` (unswitched below). */
+SM_ALWAYS_INLINE void
+SM_FN(expsum32_loop)(const IN_T *x, ptrdiff_t n, const SM_FN(ctx32) *cp, const int scaled,
+                     float *e_out, const int store, sm_acc *acc)
+{
+    /* a local copy: stores to e_out cannot alias it, so it stays in registers */
+    const SM_FN(ctx32) ctx = *cp;
+    const SM_FN(ctx32) *c = &ctx;
+    vd dacc[SM_UF * SM_HALVES];
+    vf part[SM_UF], tpart[SM_UF], cnt = vf_set1(0.0f);
+    int tseen = 0;
+    for (int u = 0; u < SM_UF; u++) {
+        part[u] = vf_set1(0.0f);
+        tpart[u] = vf_set1(0.0f);
+        for (int h = 0; h < SM_HALVES; h++) {
+            dacc[u * SM_HALVES + h] = vd_load(acc->hi + u * SM_WF + h * SM_W);
+        }
+    }
+    ptrdiff_t j = 0;
+    int round = 0;
+    for (; j + SM_LF <= n; j += SM_LF) {
+        for (int u = 0; u < SM_UF; u++) {
+            const vf e = SM_FN(term32)(LOADF(x + j + u * SM_WF), c, scaled, store, &part[u],
+                                       &tpart[u], &tseen, &cnt);
+            if (store) {
+                vf_store(e_out + j + u * SM_WF, e);
+            }
+        }
+        if (++round == SM_BLOCK) {
+            SM_FN(flush32)(part, dacc);
+            if (tseen) {
+                SM_FN(flush_tiny32)(tpart, dacc);
+                tseen = 0;
+            }
+            round = 0;
+        }
+    }
+    if (j < n) {
+        /* the last round from a copy padded with -inf (whose exps are 0) */
+        IN_T t[SM_LF];
+        float et[SM_LF];
+        for (int l = 0; l < SM_LF; l++) {
+            t[l] = j + l < n ? x[j + l] : NEGINF_T;
+        }
+        for (int u = 0; u < SM_UF; u++) {
+            const vf e = SM_FN(term32)(LOADF(t + u * SM_WF), c, scaled, store, &part[u],
+                                       &tpart[u], &tseen, &cnt);
+            vf_store(et + u * SM_WF, e);
+        }
+        if (store) {
+            memcpy(e_out + j, et, (size_t)(n - j) * sizeof(float));
+        }
+    }
+    SM_FN(flush32)(part, dacc);
+    if (tseen) {
+        SM_FN(flush_tiny32)(tpart, dacc);
+    }
+    for (int u = 0; u < SM_UF; u++) {
+        for (int h = 0; h < SM_HALVES; h++) {
+            vd_store(acc->hi + u * SM_WF + h * SM_W, dacc[u * SM_HALVES + h]);
+        }
+    }
+    float cl[SM_WF];
+    vf_store(cl, cnt);
+    for (int l = 0; l < SM_WF; l++) {
+        acc->count += (double)cl[l];
+    }
+}
+
+/* acc += the exps of src[0..n) (see above); e_out != NULL: also store them */
+static void
+SM_FN(expsum32)(const void *src, ptrdiff_t n, double m, const sm_scale *sc, float *e_out,
+                sm_acc *acc)
+{
+    const IN_T *x = (const IN_T *)src;
+    const SM_FN(ctx32) c = SM_FN(ctx32_make)(m, sc);
+    if (sc->scaled) {
+        if (e_out != NULL) {
+            SM_FN(expsum32_loop)(x, n, &c, 1, e_out, 1, acc);
+        }
+        else {
+            SM_FN(expsum32_loop)(x, n, &c, 1, NULL, 0, acc);
+        }
+    }
+    else if (e_out != NULL) {
+        SM_FN(expsum32_loop)(x, n, &c, 0, e_out, 1, acc);
+    }
+    else {
+        SM_FN(expsum32_loop)(x, n, &c, 0, NULL, 0, acc);
+    }
+}
+
+/*
+ * Runs the statement (which sets `vf p` from the vectors at xp, of IN_T,
+ * and ep, of float) over the row and stores p as IN_T: straight into a
+ * contiguous out, or staged and scattered for a strided one. The last
+ * partial vector reads padded copies, so nothing past n is read.
+ */
+#define SM_EMIT32(xsrc, esrc, ...)                                                  \
+    do {                                                                           \
+        const ptrdiff_t n_ = row->n;                                               \
+        const int contig_ = row->out_stride == (ptrdiff_t)sizeof(IN_T);            \
+        const IN_T *xs_ = (xsrc);                                                  \
+        const float *es_ = (esrc);                                                 \
+        IN_T buf_[SM_CHUNK32];                                                     \
+        for (ptrdiff_t j0_ = 0; j0_ < n_; j0_ += SM_CHUNK32) {                     \
+            const ptrdiff_t len_ = n_ - j0_ < SM_CHUNK32 ? n_ - j0_ : SM_CHUNK32;  \
+            IN_T *dst_ = contig_ ? (IN_T *)row->out + j0_ : buf_;                  \
+            ptrdiff_t i_ = 0;                                                      \
+            for (; i_ + SM_WF <= len_; i_ += SM_WF) {                              \
+                const IN_T *xp = xs_ == NULL ? NULL : xs_ + j0_ + i_;              \
+                const float *ep = es_ == NULL ? NULL : es_ + j0_ + i_;             \
+                vf p;                                                              \
+                (void)xp;                                                          \
+                (void)ep;                                                          \
+                __VA_ARGS__;                                                       \
+                STOREF(dst_ + i_, p);                                              \
+            }                                                                      \
+            if (i_ < len_) {                                                       \
+                IN_T tx_[SM_WF], to_[SM_WF];                                       \
+                float te_[SM_WF];                                                  \
+                for (int l_ = 0; l_ < SM_WF; l_++) {                               \
+                    const int in_ = i_ + l_ < len_;                                \
+                    tx_[l_] = xs_ != NULL && in_ ? xs_[j0_ + i_ + l_] : NEGINF_T;  \
+                    te_[l_] = es_ != NULL && in_ ? es_[j0_ + i_ + l_] : 0.0f;      \
+                }                                                                  \
+                const IN_T *xp = tx_;                                              \
+                const float *ep = te_;                                             \
+                vf p;                                                              \
+                (void)xp;                                                          \
+                (void)ep;                                                          \
+                __VA_ARGS__;                                                       \
+                STOREF(to_, p);                                                    \
+                memcpy(dst_ + i_, to_, (size_t)(len_ - i_) * sizeof(IN_T));        \
+            }                                                                      \
+            if (!contig_) {                                                        \
+                for (ptrdiff_t k_ = 0; k_ < len_; k_++) {                          \
+                    memcpy(row->out + (j0_ + k_) * row->out_stride, &buf_[k_],     \
+                           sizeof(IN_T));                                          \
+                }                                                                  \
+            }                                                                      \
+        }                                                                          \
+    } while (0)
+
+#ifndef SM_CHUNK32
+#define SM_CHUNK32 256
+#endif
+
+/* out = e / s: from the stored exps e, or (e == NULL) recomputed from src */
+static void
+SM_FN(write_p32)(const void *src, const float *e, double m, const sm_scale *sc, double inv,
+                 const sm_row *row)
+{
+    const vf vinv = vf_set1((float)inv);
+    if (e != NULL) {
+        SM_EMIT32(NULL, e, { p = vf_mul(vf_load(ep), vinv); });
+        return;
+    }
+    const SM_FN(ctx32) c = SM_FN(ctx32_make)(m, sc);
+    const int scaled = c.scaled;
+    SM_EMIT32((const IN_T *)src, NULL, {
+        vf d_, yh_, yl_;
+        SM_FN(shift32)(LOADF(xp), &c, scaled, &d_, &yh_, &yl_);
+        const sm_expf_parts ep_ = sm_vexpf_parts(yh_, yl_, EXACT32);
+        p = vf_mul(sm_vexpf_fix(yh_, ep_, sm_vexpf_scale(ep_)), vinv);
+    });
+}
+
+/* out = y - l, l = log(sum) as l_hi + l_lo; -inf scores stay -inf */
+static void
+SM_FN(write_log32)(const void *src, double m, const sm_scale *sc, double l_hi, double l_lo,
+                   const sm_row *row)
+{
+    const SM_FN(ctx32) c = SM_FN(ctx32_make)(m, sc);
+    const int scaled = c.scaled;
+    const float lf = (float)l_hi;
+    const vf vl = vf_set1(lf);
+#if EXACT32
+    const vf vl_lo = vf_set1((float)((l_hi - (double)lf) + l_lo));
+#else
+    (void)l_lo;
+#endif
+    SM_EMIT32((const IN_T *)src, NULL, {
+        vf d_, yh_, yl_;
+        SM_FN(shift32)(LOADF(xp), &c, scaled, &d_, &yh_, &yl_);
+#if EXACT32
+        const vf q_ = vf_add(vf_sub(yh_, vl), vf_sub(yl_, vl_lo));
+#else
+        const vf q_ = vf_sub(yh_, vl);
+#endif
+        p = vf_select(vf_lt(yh_, vf_set1(-0x1.fffffep+127f)), vf_set1(-HUGE_VALF), q_);
+    });
+}
+
+
+/*
+ * Column kernels in float32 lanes: a panel of c->blocks x SM_WF neighbouring
+ * columns of a C-ordered array reduced along a non-last axis, one column
+ * per float lane (sm_cols; its blocks are SM_WF columns wide here). Element
+ * i of a column meets the arithmetic element i of a row meets above: the
+ * same shift32 and exp, float partial i mod SM_LF, flushed to double after
+ * every SM_BLOCK rounds (a strip of SM_LF * SM_BLOCK rows here), and the
+ * same products: a column gives the bits of the same values laid out as a
+ * row. Per-column arrays (m, nan, inv, l) hold one double per column; acc
+ * holds the double accumulators as [accumulator][column], then the counts.
+ */
+#define SM_COLX32(c, i, b) ((const IN_T *)((c)->x + (i) * (c)->x_step) + (b) * SM_WF)
+#define SM_COLOUT32(c, i, b) ((IN_T *)((c)->out + (i) * (c)->out_step) + (b) * SM_WF)
+
+SM_ALWAYS_INLINE vf
+SM_FN(col_load32)(const sm_cols *c, ptrdiff_t i, ptrdiff_t b, int negate)
+{
+    vf a = LOADF(SM_COLX32(c, i, b));
+    /* -a flips the sign bit alone, as NEG1 does for a staged row */
+    return negate ? vf_sub(vf_set1(-0.0f), a) : a;
+}
+
+/* per-lane m (and -m) of block b, for shift32 */
+static inline SM_FN(ctx32)
+SM_FN(col_ctx32)(const double *m, ptrdiff_t b, const sm_scale *sc)
+{
+    SM_FN(ctx32) ctx = SM_FN(ctx32_make)(0.0, sc);
+    float mf[SM_WF], nf[SM_WF];
+    for (int l = 0; l < SM_WF; l++) {
+        mf[l] = (float)m[b * SM_WF + l];
+        nf[l] = -mf[l];
+    }
+    ctx.m = vf_load(mf);
+    ctx.neg_m = vf_load(nf);
+    return ctx;
+}
+
+static void
+SM_FN(cols_max32)(const sm_cols *c, int negate, double *m, double *nan)
+{
+    for (ptrdiff_t b = 0; b < c->blocks; b++) {
+        vf mx = vf_set1(-HUGE_VALF);
+        vbf bad = vf_lt(vf_set1(0.0f), vf_set1(0.0f));
+        for (ptrdiff_t i = 0; i < c->n; i++) {
+            const vf a = SM_FN(col_load32)(c, i, b, negate);
+            bad = vbf_or(bad, vf_unord(a, a));
+            mx = vf_max(mx, a);
+        }
+        float mf[SM_WF], bf[SM_WF];
+        vf_store(mf, mx);
+        vf_store(bf, vf_select(bad, vf_set1(1.0f), vf_set1(0.0f)));
+        for (int l = 0; l < SM_WF; l++) {
+            m[b * SM_WF + l] = (double)mf[l];
+            nan[b * SM_WF + l] = (double)bf[l];
+        }
+    }
+}
+
+static void
+SM_FN(cols_expsum32)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,
+                     double *acc)
+{
+    const ptrdiff_t width = c->blocks * SM_WF;
+    const ptrdiff_t strip = (ptrdiff_t)SM_LF * SM_BLOCK;
+    double *count = acc + (ptrdiff_t)SM_LF * width;
+    const int scaled = sc->scaled;
+    memset(acc, 0, (size_t)(SM_LF + 1) * (size_t)width * sizeof(double));
+    for (ptrdiff_t b = 0; b < c->blocks; b++) {
+        const SM_FN(ctx32) ctx = SM_FN(col_ctx32)(m, b, sc);
+        vf cnt = vf_set1(0.0f);
+        for (ptrdiff_t i0 = 0; i0 < c->n; i0 += strip) {
+            const ptrdiff_t i1 = c->n - i0 < strip ? c->n : i0 + strip;
+            vf part[SM_LF], tpart[SM_LF];
+            int tseen = 0;
+            for (int k = 0; k < SM_LF; k++) {
+                part[k] = vf_set1(0.0f);
+                tpart[k] = vf_set1(0.0f);
+            }
+            for (ptrdiff_t i = i0; i < i1; i++) {
+                const int k = (int)(i % SM_LF);
+                (void)SM_FN(term32)(SM_FN(col_load32)(c, i, b, negate), &ctx, scaled, 0, &part[k],
+                                    &tpart[k], &tseen, &cnt);
+            }
+            /* the flush of flush32 / flush_tiny32, accumulator by accumulator */
+            for (int k = 0; k < SM_LF; k++) {
+                double *d = acc + k * width + b * SM_WF;
+                for (int h = 0; h < SM_HALVES; h++) {
+                    vd lo, hi;
+                    vf_widen(part[k], &lo, &hi);
+                    vd w = h == 0 ? lo : hi;
+                    vd s = vd_add(vd_load(d + h * SM_W), w);
+                    if (tseen) {
+                        vf_widen(tpart[k], &lo, &hi);
+                        s = vd_add(s, vd_mul(h == 0 ? lo : hi, vd_set1(0x1p-64)));
+                    }
+                    vd_store(d + h * SM_W, s);
+                }
+            }
+        }
+        float cf[SM_WF];
+        vf_store(cf, cnt);
+        for (int l = 0; l < SM_WF; l++) {
+            count[b * SM_WF + l] = (double)cf[l];
+        }
+    }
+}
+
+/* out = p or log p of every element, as write_p32 / write_log32 form them */
+static void
+SM_FN(cols_write32)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,
+                    const double *a_hi, const double *a_lo, const int log)
+{
+    const int scaled = sc->scaled;
+    for (ptrdiff_t b = 0; b < c->blocks; b++) {
+        const SM_FN(ctx32) ctx = SM_FN(col_ctx32)(m, b, sc);
+        float f1[SM_WF], f2[SM_WF];
+        for (int l = 0; l < SM_WF; l++) {
+            const double h = a_hi[b * SM_WF + l];
+            f1[l] = (float)h;
+            f2[l] = (float)((h - (double)f1[l]) + a_lo[b * SM_WF + l]);
+        }
+        const vf v1 = vf_load(f1);
+#if EXACT32
+        const vf v2 = vf_load(f2);
+#endif
+        for (ptrdiff_t i = 0; i < c->n; i++) {
+            vf d, y_hi, y_lo, p;
+            SM_FN(shift32)(SM_FN(col_load32)(c, i, b, negate), &ctx, scaled, &d, &y_hi, &y_lo);
+            if (log) {
+#if EXACT32
+                const vf q = vf_add(vf_sub(y_hi, v1), vf_sub(y_lo, v2));
+#else
+                const vf q = vf_sub(y_hi, v1);
+#endif
+                p = vf_select(vf_lt(y_hi, vf_set1(-0x1.fffffep+127f)), vf_set1(-HUGE_VALF), q);
+            }
+            else {
+                const sm_expf_parts ep = sm_vexpf_parts(y_hi, y_lo, EXACT32);
+                p = vf_mul(sm_vexpf_fix(y_hi, ep, sm_vexpf_scale(ep)), v1);
+            }
+            STOREF(SM_COLOUT32(c, i, b), p);
+        }
+    }
+}
+
+static void
+SM_FN(cols_write_p32)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,
+                      const double *inv_hi, const double *inv_lo)
+{
+    SM_FN(cols_write32)(c, negate, m, sc, inv_hi, inv_lo, 0);
+}
+
+static void
+SM_FN(cols_write_log32)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,
+                        const double *l_hi, const double *l_lo)
+{
+    SM_FN(cols_write32)(c, negate, m, sc, l_hi, l_lo, 1);
+}
+
+#undef SM_COLX32
+#undef SM_COLOUT32
+
+#undef SM_FN
+#undef SM_CAT
+#undef SM_CAT_

@@ -1,0 +1,289 @@
+"""accuracy="fast": its documented bound, the default's edges, the same bits.
+
+The fast mode computes float16 and float32 in float32 lanes with a float32
+exp (float64 runs the default kernels). Its promise, checked here against
+the correctly rounded mpmath references of tests/ulp_report.py on every
+family: at most 4 ulp (rep.FAST_BOUND) for every dtype, cancelling
+logsumexp rows at most 4 ulp of max(x); edge rows (NaN, +-inf, empty,
+masked, temperature 0 and inf) give exactly the default mode's bits; and,
+as in the default, a row's bits do not depend on its layout. test_dispatch
+reruns this file under every SIMD target.
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mpmath
+import numpy as np
+import pytest
+
+import softmax as sm
+from softmax import _core
+
+import ulp_reference as ur
+import ulp_report as rep
+
+TESTS = Path(__file__).resolve().parent
+FLOATS = [np.float16, np.float32, np.float64]
+
+FAMILIES = [
+    pytest.param(fam, id=f"{fam.dtype}-{fam.label()}")
+    for dtype in rep.ALL_DTYPES
+    for fam in rep.families(dtype, long_rows=False)
+]
+
+
+def _check(results, what):
+    lines = []
+    for r in results:
+        if r.max_ulp > rep.bound(r.dtype, "fast"):
+            lines.append(f"{r.func}: {r.max_ulp:g} ulp > {rep.bound(r.dtype, 'fast')}, "
+                         f"e.g. {r.worst}")
+        if r.cancel_rows and r.cancel_max_ulp_of_max > rep.cancel_bound(r.dtype, "fast"):
+            lines.append(f"{r.func} (cancellation): {r.cancel_max_ulp_of_max:.3g} ulp of max(x)")
+    assert not lines, f"{what} [fast]:\n" + "\n".join(lines)
+
+
+@pytest.mark.parametrize("fam", FAMILIES)
+def test_fast_family_within_bound(fam, ulp_results):
+    results = rep.measure(fam, "fast")
+    ulp_results.extend(results)
+    assert all(r.n_outputs + r.cancel_rows > 0 for r in results)
+    _check(results, f"{fam.dtype} {fam.label()}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [np.float16, np.float32], ids=lambda d: np.dtype(d).name)
+def test_fast_long_row_within_bound(dtype, ulp_results):
+    (fam,) = [f for f in rep.families(dtype) if f.name.startswith("long (")]
+    results = rep.measure(fam, "fast")
+    ulp_results.extend(results)
+    _check(results, f"{np.dtype(dtype)} long row")
+
+
+def test_fast_mode_is_not_the_default_kernel():
+    """The keyword reaches the core: float32 results differ somewhere (the
+    fast exp is not correctly rounded), float64 results do not."""
+    x = np.random.default_rng(5).standard_normal((64, 1000)).astype(np.float32) * 4
+    assert not np.array_equal(sm.softmax(x, accuracy="fast"), sm.softmax(x, accuracy="high"))
+    x64 = x.astype(np.float64)
+    assert np.array_equal(sm.softmax(x64, accuracy="fast"), sm.softmax(x64))
+
+
+# ---- the float32-lane exp of every target ---------------------------------
+
+@pytest.mark.parametrize("target", _core._config()["supported"])
+def test_float_exp_within_one_ulp(target):
+    rng = np.random.default_rng(11)
+    y = np.concatenate([
+        rng.uniform(-87, 0, 4000),
+        -np.exp(rng.uniform(-30, 0, 500)),          # tiny |y|
+        rng.uniform(-104, -86, 1000),                # subnormal results
+        [0.0, -0.0, -1e-45, -86.0, -87.33654, -103.27893, -103.97208, -104.0],
+    ]).astype(np.float32)
+    got = np.empty_like(y)
+    _core._vexpf(target, y, got)
+    with mpmath.workprec(100):
+        want = ur.round_all([mpmath.exp(ur.mp_value(v)) for v in y], np.float32)
+    d = ur.ulp_distance(got, want)
+    assert d.max() <= 1, (y[np.argmax(d)], got[np.argmax(d)], want[np.argmax(d)])
+    assert got[y == 0][0] == 1.0
+    edge = np.array([-np.inf, -1e30, -104.5, -200.0], dtype=np.float32)
+    out = np.empty_like(edge)
+    _core._vexpf(target, edge, out)
+    assert np.array_equal(out, np.zeros(4, np.float32))
+
+
+# ---- edges: exactly the default's bits -----------------------------------
+
+def _edge_rows(dtype):
+    """(x, mask) pairs whose results are limits, not roundings."""
+    big = float(np.finfo(dtype).max)
+    inf, nan = np.inf, np.nan
+    rows = [
+        ([nan, 1.0, 2.0], None), ([1.0, nan, -inf], None), ([inf, nan], None),
+        ([inf, 1.0, inf, -inf], None), ([inf], None), ([-inf, inf, 3.0], None),
+        ([-inf, -inf, -inf], None), ([-inf], None),
+        ([1.0, 2.0, 3.0], [False, False, False]),
+        ([nan, 2.0, inf], [False, True, False]),          # NaN and inf masked out
+        ([inf, 2.0, inf], [True, True, False]),
+        ([big, -big, 0.0], None),                         # x - max overflows
+        ([-big, -big], None), ([big, big], None),
+        ([5.0, 5.0, 5.0, 5.0], None),                     # all maxima
+    ]
+    return [(np.array(r, dtype=dtype), None if m is None else np.array(m)) for r, m in rows]
+
+
+def _bits(a):
+    a = np.ascontiguousarray(np.asarray(a))
+    return a.view(np.uint8).tobytes(), a.shape
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("temperature", [1.0, 0.0, np.inf, 0.5])
+def test_edge_rows_give_the_default_bits(dtype, temperature):
+    for x, mask in _edge_rows(dtype):
+        for name in ("softmax", "log_softmax", "logsumexp"):
+            f = getattr(sm, name)
+            kw = {} if mask is None else {"where": mask}
+            if name != "logsumexp":
+                kw["temperature"] = temperature
+            elif temperature != 1.0:
+                continue
+            # batched with a finite row and laid out both ways
+            batch = np.stack([x, np.arange(x.size, dtype=dtype)])
+            bkw = dict(kw)
+            if mask is not None:
+                bkw["where"] = np.stack([mask, np.ones_like(mask)])
+            for a, k in ((x, kw), (batch, bkw)):
+                # the edge row only (the batch's finite row may differ in its last bits)
+                high = np.asarray(f(a, axis=-1, accuracy="high", **k))
+                fast = np.asarray(f(a, axis=-1, accuracy="fast", **k))
+                if a.ndim == 2:
+                    high, fast = high[0], fast[0]
+                # + 0: the sign of a zero log-probability is the sign of the
+                # rounded log1p(rest), which the default's float32 kernel
+                # sums from clamped exps of -inf (see the report); every
+                # other bit must agree
+                z = np.zeros((), dtype)
+                assert _bits(fast + z) == _bits(high + z), (name, x, mask, temperature, fast, high)
+
+
+def test_edge_suite_passes_in_fast_mode():
+    """tests/test_edges.py (hand-written limits) with SOFTMAX_ACCURACY=fast."""
+    env = dict(os.environ, SOFTMAX_ACCURACY="fast")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(TESTS / "test_edges.py")],
+        env=env, capture_output=True, text=True, timeout=600, cwd=TESTS.parent,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+
+
+# ---- layouts: the same bits ----------------------------------------------
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("n", [1, 3, 17, 100, 1000, 70000, 140000])
+def test_strided_masked_and_contiguous_rows_give_the_same_bits(dtype, n):
+    rng = np.random.default_rng([n, np.dtype(dtype).itemsize])
+    base = (rng.standard_normal((3, n)) * 5).astype(dtype)
+    base[1, ::7] = -np.inf
+    wide = np.zeros((3, 2 * n), dtype=dtype)
+    wide[:, ::2] = base
+    strided = wide[:, ::2]
+    keep = np.ones(base.shape, dtype=bool)
+    for name in ("softmax", "log_softmax"):
+        f = getattr(sm, name)
+        for t in (1.0, 0.7):
+            ref = f(base, temperature=t, accuracy="fast")
+            for other in (f(strided, temperature=t, accuracy="fast"),
+                          f(np.asfortranarray(base), temperature=t, accuracy="fast"),
+                          f(base, where=keep, temperature=t, accuracy="fast")):
+                assert _bits(other) == _bits(ref), (name, n, t)
+        # out= into a strided view, and in place
+        out = np.zeros((3, 2 * n), dtype=dtype)[:, ::2]
+        f(base, out=out, accuracy="fast")
+        assert _bits(out) == _bits(f(base, accuracy="fast"))
+        inplace = base.copy()
+        f(inplace, out=inplace, accuracy="fast")
+        assert _bits(inplace) == _bits(f(base, accuracy="fast"))
+    lse = sm.logsumexp(base, axis=-1, accuracy="fast")
+    assert _bits(sm.logsumexp(strided, axis=-1, accuracy="fast")) == _bits(lse)
+    assert _bits(sm.logsumexp(base, axis=-1, where=keep, accuracy="fast")) == _bits(lse)
+
+
+def test_results_do_not_depend_on_the_thread_count():
+    x = np.random.default_rng(2).standard_normal((300, 5000)).astype(np.float32)
+    long = np.random.default_rng(3).standard_normal((1, 600_000)).astype(np.float32)
+    old = sm.get_num_threads()
+    try:
+        sm.set_num_threads(1)
+        one = [sm.softmax(a, accuracy="fast") for a in (x, long)]
+        sm.set_num_threads(2)
+        two = [sm.softmax(a, accuracy="fast") for a in (x, long)]
+    finally:
+        sm.set_num_threads(old)
+    for a, b in zip(one, two):
+        assert _bits(a) == _bits(b)
+
+
+# ---- the switch: keyword, process default, environment ------------------
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "logsumexp"])
+@pytest.mark.parametrize("bad", ["low", "FAST", "", 1, True])
+def test_unknown_accuracy_is_a_value_error_naming_it(name, bad):
+    with pytest.raises(ValueError, match=r"accuracy must be 'high' or 'fast'.*" + repr(bad)[:3]):
+        getattr(sm, name)(np.ones(3), accuracy=bad)
+
+
+def test_set_accuracy_is_the_default_of_every_call():
+    x = np.random.default_rng(9).standard_normal((5, 300)).astype(np.float32) * 4
+    assert sm.get_accuracy() == "high"
+    fast = {f: getattr(sm, f)(x, axis=-1, accuracy="fast") for f in ("softmax", "log_softmax", "logsumexp")}
+    try:
+        sm.set_accuracy("fast")
+        assert sm.get_accuracy() == "fast"
+        for f, want in fast.items():
+            # the plain call (C fast path) and the general path (temperature 1.0 as a float)
+            assert _bits(getattr(sm, f)(x, axis=-1)) == _bits(want)
+            assert _bits(getattr(sm, f)(x, axis=-1, where=np.ones(x.shape, bool))) == _bits(want)
+        # the keyword overrides the default
+        assert _bits(sm.softmax(x, accuracy="high")) != _bits(fast["softmax"])
+    finally:
+        sm.set_accuracy("high")
+    assert _bits(sm.softmax(x)) != _bits(fast["softmax"])
+    with pytest.raises(ValueError, match="mode must be 'high' or 'fast'"):
+        sm.set_accuracy("quick")
+    with pytest.raises(ValueError, match="mode must be"):
+        sm.set_accuracy(None)
+
+
+@pytest.mark.parametrize("value, mode", [("fast", "fast"), (" Fast ", "fast"), ("high", "high"),
+                                         ("nonsense", "high")])
+def test_environment_variable_sets_the_default(value, mode):
+    code = ("import json, softmax as sm, io; b = io.StringIO(); sm.show_config(b); "
+            "print(json.dumps([sm.get_accuracy(), b.getvalue()]))")
+    env = dict(os.environ, SOFTMAX_ACCURACY=value)
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    got, shown = json.loads(proc.stdout)
+    assert got == mode
+    assert f"accuracy              : {mode}" in shown
+
+
+def test_fast_mode_keeps_the_dominant_entry_log_probability():
+    """Maxima are counted, not summed, in fast mode too: log p of a dominant
+    entry keeps its tiny negative value."""
+    x = np.array([0.0, -30.0, -31.0, -29.9], dtype=np.float32)
+    got = sm.log_softmax(x, accuracy="fast")
+    want = -(math.exp(-30) + math.exp(-31) + math.exp(float(np.float32(-29.9))))
+    assert got[0] < 0
+    assert float(got[0]) == pytest.approx(want, rel=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["high", "fast"])
+@pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("n", [1, 5, 129, 1000])
+def test_columns_give_the_bits_of_rows(mode, dtype, n):
+    """Axis 0 of a C-ordered array runs the column panels (40 columns: wider
+    than any target's vector of floats); each column's bits are those of
+    the same values as a row, in both modes, with -inf, dominant entries,
+    a temperature and a base below 1 (the minimum as reference point)."""
+    rng = np.random.default_rng([n, np.dtype(dtype).itemsize, len(mode)])
+    rows = (rng.standard_normal((40, n)) * 6).astype(dtype)
+    rows[3, ::3] = -np.inf
+    rows[5, 0] += 60
+    rows[7] = -rows[7] - 100   # exps far below e^-86
+    cols = np.ascontiguousarray(rows.T)
+    for kw in ({}, {"temperature": 0.7}, {"base": 0.5}):
+        for name in ("softmax", "log_softmax"):
+            f = getattr(sm, name)
+            want = f(rows, axis=-1, accuracy=mode, **kw)
+            got = f(cols, axis=0, accuracy=mode, **kw).T
+            assert _bits(got) == _bits(want), (name, kw)
+    want = sm.logsumexp(rows, axis=-1, accuracy=mode)
+    assert _bits(sm.logsumexp(cols, axis=0, accuracy=mode)) == _bits(want)
