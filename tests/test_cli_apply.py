@@ -502,3 +502,25 @@ def test_binary_garbage_on_stdin():
     assert r.returncode == 2
     assert r.stderr.decode() == ("softmax apply: error: <stdin> is not UTF-8 text "
                                  "(byte 0x89 at offset 0)\n")
+
+
+def test_accuracy_flag_selects_the_mode(tmp_path):
+    """--accuracy fast runs the float32-lane kernels: within 4 ulp of the default
+    (float32 .npy in and out), and an unknown mode is a usage error."""
+    import ulp_reference as ur
+
+    x = np.random.default_rng(5).normal(size=(64, 300)).astype(np.float32) * 8
+    src = tmp_path / "x.npy"
+    np.save(src, x)
+    outs = {}
+    for mode in ("high", "fast"):
+        dst = tmp_path / f"{mode}.npy"
+        run = subprocess.run([str(SOFTMAX), "apply", str(src), "-o", str(dst), "--accuracy", mode],
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        outs[mode] = np.load(dst)
+    assert outs["high"].dtype == outs["fast"].dtype == np.float32
+    assert ur.ulp_distance(outs["fast"], outs["high"]).max() <= 5
+    bad = subprocess.run([str(SOFTMAX), "--accuracy", "turbo", "1", "2"], capture_output=True,
+                         text=True, timeout=60)
+    assert bad.returncode == 2 and "--accuracy" in bad.stderr and "Traceback" not in bad.stderr

@@ -103,8 +103,21 @@ def _command_parsers():
             name, help=module.HELP, description=module.DESCRIPTION, epilog=module.EPILOG
         )
         module.add_arguments(parser)
+        if name in _ACCURACY_COMMANDS:
+            _add_accuracy(parser)
         parser.set_defaults(run=module.run)
     return subparsers, dict(subparsers.choices)
+
+
+# The commands that compute softmax themselves (calibrate fits with its own exact NLL).
+_ACCURACY_COMMANDS = ("apply", "sweep")
+
+
+def _add_accuracy(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--accuracy", choices=("high", "fast"), default=None,
+        help="high: within 1 ulp (float16/32), 2 ulp (float64); fast: float32 lanes, "
+             "within 4 ulp, the same edge rules (default: SOFTMAX_ACCURACY, else high)")
 
 
 def _scores_parser(subparsers) -> Parser:
@@ -122,6 +135,7 @@ def _scores_parser(subparsers) -> Parser:
     parser = Parser(prog="softmax", usage=usage, description=description, epilog=_EPILOG)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     scores.add_arguments(parser)
+    _add_accuracy(parser)
     parser.set_defaults(run=scores.run)
     return parser
 
@@ -168,6 +182,10 @@ def _run(argv, env: Environment) -> ExitStatus:
     try:
         args = _parse(parser, rest)
         args.commands = tuple(commands)
+        if getattr(args, "accuracy", None) is not None:
+            import softmax
+
+            softmax.set_accuracy(args.accuracy)  # this process's default: every call below
         return args.run(args, env)
     except CLIError as exc:
         exc.prog = exc.prog or parser.prog
