@@ -554,8 +554,14 @@ PyDoc_STRVAR(vexp_doc,
 "Internal: out = exp(y) with the named target's vector exp (float64 arrays,\n"
 "contiguous, same size); for accuracy tests.");
 
-static PyObject *
-core_vexp(PyObject *self, PyObject *args)
+/*
+ * The arguments of _vexp / _vexpf: a target name and two contiguous arrays
+ * of one size and of the given type. Returns the target, or NULL with an
+ * exception set.
+ */
+static const sm_target *
+vexp_args(PyObject *args, int type, const char *type_name, PyArrayObject **y,
+          PyArrayObject **out)
 {
     const char *name;
     PyObject *y_obj, *out_obj;
@@ -572,12 +578,24 @@ core_vexp(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_TypeError, "y and out must be numpy arrays");
         return NULL;
     }
-    PyArrayObject *y = (PyArrayObject *)y_obj, *out = (PyArrayObject *)out_obj;
-    if (PyArray_TYPE(y) != NPY_FLOAT64 || PyArray_TYPE(out) != NPY_FLOAT64 ||
-        !PyArray_IS_C_CONTIGUOUS(y) || !PyArray_IS_C_CONTIGUOUS(out) ||
-        !PyArray_ISWRITEABLE(out) || PyArray_SIZE(y) != PyArray_SIZE(out)) {
-        PyErr_SetString(PyExc_TypeError,
-                        "y and out must be contiguous float64 arrays of one size");
+    *y = (PyArrayObject *)y_obj;
+    *out = (PyArrayObject *)out_obj;
+    if (PyArray_TYPE(*y) != type || PyArray_TYPE(*out) != type ||
+        !PyArray_IS_C_CONTIGUOUS(*y) || !PyArray_IS_C_CONTIGUOUS(*out) ||
+        !PyArray_ISWRITEABLE(*out) || PyArray_SIZE(*y) != PyArray_SIZE(*out)) {
+        PyErr_Format(PyExc_TypeError, "y and out must be contiguous %s arrays of one size",
+                     type_name);
+        return NULL;
+    }
+    return t;
+}
+
+static PyObject *
+core_vexp(PyObject *self, PyObject *args)
+{
+    PyArrayObject *y, *out;
+    const sm_target *t = vexp_args(args, NPY_FLOAT64, "float64", &y, &out);
+    if (t == NULL) {
         return NULL;
     }
     t->exp((const double *)PyArray_DATA(y), (double *)PyArray_DATA(out), PyArray_SIZE(y));
@@ -609,27 +627,9 @@ PyDoc_STRVAR(vexpf_doc,
 static PyObject *
 core_vexpf(PyObject *self, PyObject *args)
 {
-    const char *name;
-    PyObject *y_obj, *out_obj;
-    if (!PyArg_ParseTuple(args, "sOO", &name, &y_obj, &out_obj)) {
-        return NULL;
-    }
-    const sm_target *t = sm_dispatch_find(name);
+    PyArrayObject *y, *out;
+    const sm_target *t = vexp_args(args, NPY_FLOAT32, "float32", &y, &out);
     if (t == NULL) {
-        PyErr_Format(PyExc_ValueError, "target must be a compiled target this CPU supports, got %s",
-                     name);
-        return NULL;
-    }
-    if (!PyArray_Check(y_obj) || !PyArray_Check(out_obj)) {
-        PyErr_SetString(PyExc_TypeError, "y and out must be numpy arrays");
-        return NULL;
-    }
-    PyArrayObject *y = (PyArrayObject *)y_obj, *out = (PyArrayObject *)out_obj;
-    if (PyArray_TYPE(y) != NPY_FLOAT32 || PyArray_TYPE(out) != NPY_FLOAT32 ||
-        !PyArray_IS_C_CONTIGUOUS(y) || !PyArray_IS_C_CONTIGUOUS(out) ||
-        !PyArray_ISWRITEABLE(out) || PyArray_SIZE(y) != PyArray_SIZE(out)) {
-        PyErr_SetString(PyExc_TypeError,
-                        "y and out must be contiguous float32 arrays of one size");
         return NULL;
     }
     t->expf((const float *)PyArray_DATA(y), (float *)PyArray_DATA(out), PyArray_SIZE(y));
