@@ -16,6 +16,15 @@ from ._math.activations import (
     temperature_from_base,
 )
 from ._functions import log_softmax, logsumexp, softmax
+from ._groups import (
+    segment_log_softmax,
+    segment_log_softmax_vjp,
+    segment_logsumexp,
+    segment_softmax,
+    segment_softmax_vjp,
+    sparse_log_softmax,
+    sparse_softmax,
+)
 from ._config import (
     config,
     get_accuracy,
@@ -49,6 +58,11 @@ __all__ = [
     "logit",
     "logsumexp",
     "sample",
+    "segment_log_softmax",
+    "segment_log_softmax_vjp",
+    "segment_logsumexp",
+    "segment_softmax",
+    "segment_softmax_vjp",
     "set_accuracy",
     "set_num_threads",
     "show_config",
@@ -56,6 +70,8 @@ __all__ = [
     "softmax",
     "softmax_jacobian",
     "softmax_vjp",
+    "sparse_log_softmax",
+    "sparse_softmax",
     "stream",
     "temperature_from_base",
 ]

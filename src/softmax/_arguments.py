@@ -621,3 +621,88 @@ def accuracy_code(accuracy: Any, name: str = "accuracy") -> int:
     if code is None:
         raise ValueError(f"{name} must be 'high' or 'fast' (or None), got {accuracy!r}")
     return code
+
+
+# ---- groups (segment_* functions) -------------------------------------------
+
+
+def _host_integers(a: Any, name: str) -> NDArray[np.int64]:
+    """An index argument (NumPy, list, tensor, JAX or Dask array) as 1-d int64 on the host."""
+    if hasattr(a, "detach"):  # a PyTorch tensor, possibly on a GPU
+        a = a.detach().cpu()
+    try:
+        arr = np.asarray(a)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be an array of integers, got {type(a).__name__} ({exc})") \
+            from None
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must be an array of integers, got dtype {arr.dtype}")
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-dimensional, got shape {arr.shape}")
+    if arr.dtype == np.uint64 and arr.size and int(arr.max()) > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} must fit in int64, got {int(arr.max())}")
+    return arr.astype(np.int64)
+
+
+def _group_count(num_segments: Any) -> int:
+    if isinstance(num_segments, (bool, np.bool_)) or not isinstance(num_segments, numbers.Integral):
+        raise TypeError(f"num_segments must be an int >= 0, got {num_segments!r}")
+    if num_segments < 0:
+        raise ValueError(f"num_segments must be an int >= 0, got {num_segments!r}")
+    return int(num_segments)
+
+
+def groups(segment_ids: Any, offsets: Any, num_segments: Any, n: int, axis: int) -> Any:
+    """Check how the entries of the grouped axis (length n) form groups.
+
+    Exactly one of `segment_ids` (one group number per entry, any order) and
+    `offsets` (CSR: 0 first, n last, non-decreasing) is given. Returns the
+    backends' `Groups` layout.
+    """
+    from ._backends.groups import Groups
+
+    if n < 0:  # a 0-d x: there is no axis to group
+        raise ValueError("x must have at least one dimension (the grouped axis), got a 0-d array")
+    if (segment_ids is None) == (offsets is None):
+        raise TypeError(
+            "give exactly one of segment_ids (a group number per entry) and offsets "
+            f"(CSR boundaries), got {'both' if offsets is not None else 'neither'}"
+        )
+    count = None if num_segments is None else _group_count(num_segments)
+    if segment_ids is not None:
+        ids = _host_integers(segment_ids, "segment_ids")
+        if ids.size != n:
+            raise ValueError(
+                f"segment_ids must have one id per entry along axis {axis} (length {n}), "
+                f"got length {ids.size}"
+            )
+        if ids.size and ids.min() < 0:
+            i = int(np.argmax(ids < 0))
+            raise ValueError(f"segment_ids must be >= 0, got {ids[i]} at index {i}")
+        top = int(ids.max()) + 1 if ids.size else 0
+        if count is None:
+            count = top
+        elif top > count:
+            i = int(np.argmax(ids >= count))
+            raise ValueError(
+                f"segment_ids must be < num_segments = {count}, got {ids[i]} at index {i}"
+            )
+        return Groups.from_ids(ids, count)
+    off = _host_integers(offsets, "offsets")
+    if off.size == 0 or off[0] != 0 or off[-1] != n:
+        got = "an empty array" if off.size == 0 else f"[{off[0]}, ..., {off[-1]}]"
+        raise ValueError(
+            f"offsets must start at 0 and end at {n} (the length of axis {axis}), got {got}"
+        )
+    steps = np.diff(off)
+    if steps.size and steps.min() < 0:
+        i = int(np.argmax(steps < 0))
+        raise ValueError(
+            f"offsets must be non-decreasing, got {off[i]} then {off[i + 1]} at index {i}"
+        )
+    if count is not None and count != off.size - 1:
+        raise ValueError(
+            f"num_segments must be len(offsets) - 1 = {off.size - 1} when offsets are given, "
+            f"got {count}"
+        )
+    return Groups.from_offsets(off)

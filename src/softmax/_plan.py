@@ -22,7 +22,7 @@ from . import _arguments as args
 from ._arguments import Scale
 from ._typing import Array, Axis, Namespace
 
-__all__ = ["Operand", "Plan", "operand", "plan_logsumexp", "plan_softmax"]
+__all__ = ["Operand", "Plan", "operand", "plan_groups", "plan_logsumexp", "plan_softmax"]
 
 Library = Literal["numpy", "array_api", "dask"]
 Op = Literal["softmax", "log_softmax", "logsumexp"]
@@ -57,6 +57,10 @@ class Plan:
     accuracy : int
         The C core's accuracy code (-1: the process default, 0 high, 1
         fast); the other backends compute in float64 either way.
+    groups : Groups or None
+        For the ``segment_*`` functions: how the entries of the one reduced
+        axis form groups (``_backends.groups``); logsumexp then gives one
+        value per group along that axis.
     """
 
     library: Library
@@ -71,6 +75,7 @@ class Plan:
     return_sign: bool = False
     xp: Any = None
     accuracy: int = -1  # the core's code: -1 the process default, 0 high, 1 fast
+    groups: Any = None
 
     @property
     def log(self) -> bool:
@@ -159,6 +164,49 @@ def plan_logsumexp(x: Any, axis: Axis, b: Any, keepdims: bool, return_sign: bool
     return x, Plan("array_api", "logsumexp", axes, args.UNIT_SCALE, dtypes, mask=mask, b=b,
                    keepdims=keepdims, return_sign=return_sign, xp=xp, accuracy=code)
 
+
+def plan_groups(x: Any, segment_ids: Any, offsets: Any, num_segments: Any, axis: Any,
+                temperature: float, base: float | None, where: Any, out: Any, *, op: Op,
+                accuracy: Any = None) -> tuple[Array, Plan]:
+    """Check a ``segment_*`` call once: softmax's checks, one int axis, and the groups."""
+    code = args.accuracy_code(accuracy)
+    x, where = args.unmask(x, where)
+    library = args.library_of(x)
+    scale = args.UNIT_SCALE if op == "logsumexp" else args.parse_scale(temperature, base)
+    if library == "numpy":
+        arr = args.as_float_array(x)
+        ax = args.one_axis(axis, arr.ndim, what="the grouped axis")
+        grouped = args.groups(segment_ids, offsets, num_segments, arr.shape[ax] if arr.ndim else -1, ax)
+        mask = args.where_mask(where, arr.shape)
+        if out is not None and op == "logsumexp":
+            raise TypeError("out is not supported by segment_logsumexp")
+        out = args.check_out(out, arr.shape, arr.dtype)
+        return arr, Plan("numpy", op, (ax,), scale, arr.dtype, mask=mask, out=out,
+                         accuracy=code, groups=grouped)
+    if out is not None and library == "dask":
+        raise TypeError(
+            f"out must be None for a Dask array (results are lazy), got {type(out).__name__}"
+        )
+    if out is not None and op == "logsumexp":
+        raise TypeError("out is not supported by segment_logsumexp")
+    if library == "dask":
+        x, dtype = args.dask_float_array(x)
+        ax = args.one_axis(axis, x.ndim, what="the grouped axis")
+        grouped = args.groups(segment_ids, offsets, num_segments, x.shape[ax] if x.ndim else -1, ax)
+        mask = args.dask_mask(where, x)
+        return x, Plan("dask", op, (ax,), scale, dtype, mask=mask, accuracy=code, groups=grouped)
+    from ._backends import array_api
+
+    xp = array_api.namespace(x)
+    ints = array_api.default_float_for_ints(xp)
+    with array_api.wide(xp):
+        dtypes = args.array_api_dtypes(xp, x, int_result=ints)
+        ax = args.one_axis(axis, x.ndim, what="the grouped axis")
+        grouped = args.groups(segment_ids, offsets, num_segments, x.shape[ax] if x.ndim else -1, ax)
+        mask = args.array_api_mask(xp, where, tuple(x.shape), dtypes.device)
+        out = args.array_api_out(out, tuple(x.shape), dtypes.result)
+    return x, Plan("array_api", op, (ax,), scale, dtypes, mask=mask, out=out, xp=xp,
+                   accuracy=code, groups=grouped)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,6 +17,7 @@ import contextlib
 import math
 from typing import TYPE_CHECKING, Any, ContextManager, cast
 
+from . import groups as grouping
 from . import merge
 from .._typing import Array, Namespace
 
@@ -126,6 +127,8 @@ def _deliver(result: Array, out: Array | None) -> Array:
 def run(x: Any, plan: Plan) -> Any:
     xp = plan.xp
     with wide(xp), merge.quiet():
+        if plan.groups is not None:
+            return _grouped(xp, x, plan)
         if plan.op == "logsumexp":
             return _logsumexp(xp, x, plan)
         return _softmax_family(xp, x, plan)
@@ -186,3 +189,30 @@ def _logsumexp(xp: Namespace, x: Array, plan: Plan) -> Any:
     value = _astype(xp, value, dt.result)
     sign = _astype(xp, sign, dt.result)
     return (value, sign) if plan.return_sign else value
+
+
+def _grouped(xp: Namespace, x: Array, plan: Plan) -> Array:
+    """The ``segment_*`` functions: group states from padded buckets, then one gather."""
+    dt, axis = plan.result_dtype, plan.axes[0]
+    last = x.ndim - 1
+    perm = tuple(i for i in range(x.ndim) if i != axis) + (axis,)
+    back = tuple(perm.index(i) for i in range(x.ndim))
+
+    def moved(a: Array) -> Array:
+        return a if axis == last else xp.permute_dims(a, perm)
+
+    keep = None if plan.mask is None else moved(plan.mask)
+    v = merge.orient(xp, moved(_astype(xp, x, dt.work)), plan.scale, keep)
+    ps = merge.positive_scale(plan.scale)
+    state = grouping.group_state(xp, v, plan.groups, ps, exact=dt.exact, eps=dt.eps,
+                                 device=dt.device)
+    if plan.op == "logsumexp":
+        hi, lo = merge.log_total(xp, state)
+        res = hi + lo
+    else:
+        res = grouping.group_finish(xp, v, state, plan.groups, ps, log=plan.log,
+                                    exact=dt.exact, eps=dt.eps, device=dt.device)
+        if keep is not None:
+            res = xp.where(keep, res, -math.inf if plan.log else 0.0)
+    res = _astype(xp, res if axis == last else xp.permute_dims(res, back), dt.result)
+    return _deliver(res, plan.out)

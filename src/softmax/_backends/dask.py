@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import groups as grouping
 from . import merge
 from . import numpy as numpy_backend
 from .._typing import Array, NDArray
@@ -129,6 +130,8 @@ def _block(plan: Plan, block: NDArray[Any], keep: NDArray[Any] | None = None) ->
 
 
 def run(x: Array, plan: Plan) -> Any:
+    if plan.groups is not None:
+        return _grouped(x, plan)
     if plan.op == "logsumexp":
         return _logsumexp(x, plan)
     return _softmax_family(x, plan)
@@ -255,3 +258,85 @@ def _logsumexp(x: Array, plan: Plan) -> Any:
     if not plan.return_sign:
         value = da.where(sign < 0, np.nan, value).astype(dtype)
     return (value, sign) if plan.return_sign else value
+
+
+# ---------------------------------------------------------------- groups
+# The grouped axis goes last. If it is one chunk, each block runs the NumPy
+# backend (the C core) with the plan. Otherwise a group may cross chunk
+# boundaries: each column of blocks gives the states of all groups (groups
+# with no entry there get the identity), the columns' states merge in a
+# tree by the (max, sum) rule, and each block finishes its entries with the
+# merged states of their groups -- the same two passes as an ungrouped axis.
+
+
+def _group_state_block(v: NDArray[Any], *, groups: grouping.Groups, ps: merge.PositiveScale,
+                       exact: bool) -> NDArray[np.void]:
+    with merge.quiet():
+        return _pack(grouping.group_state(np, v, groups, ps, exact=exact, eps=_EPS))
+
+
+def _merge_blocks(a: NDArray[np.void], b: NDArray[np.void], *, ps: merge.PositiveScale
+                  ) -> NDArray[np.void]:
+    with merge.quiet():
+        return _pack(merge.merge(np, _unpack(a), _unpack(b), ps, _EPS))
+
+
+def _group_finish_block(v: NDArray[Any], packed: NDArray[np.void],
+                        keep: NDArray[Any] | None = None, *, groups: grouping.Groups,
+                        ps: merge.PositiveScale, log: bool, exact: bool,
+                        dtype: np.dtype[Any]) -> NDArray[Any]:
+    with merge.quiet():
+        out: NDArray[Any] = grouping.group_finish(np, v, _unpack(packed), groups, ps, log=log,
+                                                  exact=exact, eps=_EPS)
+    if keep is not None:
+        out = np.where(keep, out, -np.inf if log else 0.0)
+    with np.errstate(over="ignore"):
+        return out.astype(dtype)
+
+
+def _grouped(x: Array, plan: Plan) -> Array:
+    da = _da()
+    dtype, axis, groups = plan.result_dtype, plan.axes[0], plan.groups
+    x = da.moveaxis(x, axis, -1)
+    keep = None if plan.mask is None else da.moveaxis(plan.mask, axis, -1)
+    last = x.ndim - 1
+    lse = plan.op == "logsumexp"
+    meta = np.empty((0,) * x.ndim, dtype)
+    if len(x.chunks[-1]) == 1:
+        block = plan.replace(library="numpy", axes=(last,))
+        fn = partial(_block, block)
+        args: tuple[Array, ...] = (x,) if keep is None else (x, keep)
+        chunks = x.chunks[:-1] + ((groups.num_groups,),) if lse else x.chunks
+        result = da.map_blocks(fn, *args, chunks=chunks, dtype=dtype, meta=meta)
+        return da.moveaxis(result, -1, axis)
+    exact = dtype == np.float64
+    ps = merge.positive_scale(plan.scale)
+    v = _orient(da, x, plan.scale, keep)
+    bounds = np.concatenate([[0], np.cumsum(x.chunks[-1])]).tolist()
+    columns = [(v[..., a:b], groups.part(a, b), a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+    state_chunks = v.chunks[:-1] + ((groups.num_groups,),)
+    states = [
+        da.map_blocks(partial(_group_state_block, groups=part, ps=ps, exact=exact), col,
+                      chunks=state_chunks, dtype=STATE_DTYPE,
+                      meta=np.empty((0,) * x.ndim, STATE_DTYPE), token="segment-state")
+        for col, part, _, _ in columns
+    ]
+    while len(states) > 1:  # a tree: pairs of columns, then pairs of pairs
+        paired = [
+            da.map_blocks(partial(_merge_blocks, ps=ps), a, b, dtype=STATE_DTYPE,
+                          meta=np.empty((0,) * x.ndim, STATE_DTYPE), token="segment-merge")
+            for a, b in zip(states[::2], states[1::2])
+        ]
+        states = paired + ([states[-1]] if len(states) % 2 else [])
+    total = states[0]
+    if lse:
+        result = total.map_blocks(partial(_lse_block, dtype=dtype), dtype=dtype, meta=meta)
+        return da.moveaxis(result, -1, axis)
+    parts = []
+    for col, part, a, b in columns:
+        fn = partial(_group_finish_block, groups=part, ps=ps, log=plan.log, exact=exact,
+                     dtype=dtype)
+        args = (col, total) if keep is None else (col, total, keep[..., a:b])
+        parts.append(da.map_blocks(fn, *args, chunks=col.chunks, dtype=dtype, meta=meta,
+                                   token="segment-finish"))
+    return da.moveaxis(da.concatenate(parts, axis=-1), -1, axis)

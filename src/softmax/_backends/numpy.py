@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import _core
 from .scale import UNIT_SCALE
+from . import groups as grouping
 from . import merge
 from .._typing import NDArray
 
@@ -102,6 +103,8 @@ def _hard(x_last: NDArray[Any], mask_last: NDArray[Any] | None, sign: float,
 
 
 def run(x: NDArray[Any], plan: Plan) -> Any:
+    if plan.groups is not None:
+        return _grouped(x, plan)
     if x.dtype.itemsize > 8 and plan.b is None:
         # longdouble: beyond what the core computes in (float64 would overflow
         # at 1e4000); the merge formulas in NumPy's own longdouble arithmetic.
@@ -238,3 +241,72 @@ def _logsumexp(arr: NDArray[Any], plan: Plan) -> Any:
     value = value[()] if value.ndim == 0 else value
     sign = sign[()] if sign.ndim == 0 else sign
     return (value, sign) if plan.return_sign else value
+
+
+# ---- groups (segment_* functions) ---------------------------------------------
+
+
+def _grouped(arr: NDArray[Any], plan: Plan) -> Any:
+    """softmax / log_softmax / logsumexp over the groups of one axis.
+
+    The groups' axis goes last; entries are put in group order (a copy,
+    only when the ids are not sorted) and the C core runs each group as a
+    row of its own, threads splitting the groups by their entries. What the
+    core does not take (temperature 0, longdouble) goes through the NumPy
+    form of the array-API path (``groups.group_state``).
+    """
+    groups, axis, scale = plan.groups, plan.axes[0], plan.scale
+    work_dtype = _core_dtype(plan.result_dtype)
+    x_last = np.moveaxis(arr, axis, -1)
+    mask_last = None if plan.mask is None else np.moveaxis(plan.mask, axis, -1)
+    if scale.kind == "hard" or arr.dtype.itemsize > 8 or not hasattr(_core, "segment_softmax"):
+        result_last = _grouped_generic(x_last, mask_last, plan)
+    else:
+        x_last = x_last.astype(work_dtype, copy=False)
+        if scale.kind == "uniform":
+            finite = np.isfinite(x_last)
+            with np.errstate(invalid="ignore"):
+                x_last = np.where(finite, 0.0, scale.sign * x_last).astype(work_dtype)
+            scale = UNIT_SCALE
+        order = groups.order
+        if order is not None:  # group order: each group's entries side by side
+            x_last = np.take(x_last, order, axis=-1)
+            mask_last = None if mask_last is None else np.take(mask_last, order, axis=-1)
+        if plan.op == "logsumexp":
+            result_last = np.empty(x_last.shape[:-1] + (groups.num_groups,), work_dtype)
+            _core.segment_logsumexp(x_last, result_last, mask_last, groups.offsets,
+                                    plan.accuracy)
+        else:
+            result_last = np.empty(x_last.shape, work_dtype)
+            _core.segment_softmax(x_last, result_last, mask_last, groups.offsets, scale.c_hi,
+                                  scale.c_lo, plan.log, plan.accuracy)
+            if order is not None:
+                back = np.empty_like(result_last)
+                back[..., order] = result_last
+                result_last = back
+    result = np.moveaxis(result_last, -1, axis)
+    if plan.op == "logsumexp":
+        with np.errstate(over="ignore"):
+            return result.astype(plan.result_dtype, copy=False)
+    return _finish(result, plan.out, plan.result_dtype)
+
+
+def _grouped_generic(x_last: NDArray[Any], mask_last: NDArray[Any] | None, plan: Plan
+                     ) -> NDArray[Any]:
+    wide = x_last.dtype.itemsize > 8
+    work = x_last.dtype if wide else np.dtype(np.float64)
+    eps = float(np.finfo(work).eps)
+    exact = not wide and plan.result_dtype == np.float64
+    with merge.quiet():
+        v = merge.orient(np, x_last.astype(work), plan.scale, mask_last)
+        ps = merge.positive_scale(plan.scale)
+        state = grouping.group_state(np, v, plan.groups, ps, exact=exact, eps=eps)
+        if plan.op == "logsumexp":
+            hi, lo = merge.log_total(np, state)
+            total: NDArray[Any] = hi + lo
+            return total
+        res: NDArray[Any] = grouping.group_finish(np, v, state, plan.groups, ps, log=plan.log,
+                                                  exact=exact, eps=eps)
+        if mask_last is not None:
+            res = np.where(mask_last, res, -np.inf if plan.log else 0.0)
+    return res
