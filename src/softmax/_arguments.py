@@ -635,7 +635,8 @@ def _host_integers(a: Any, name: str) -> NDArray[np.int64]:
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name} must be an array of integers, got {type(a).__name__} ({exc})") \
             from None
-    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+    empty_list = arr.size == 0 and arr.dtype == np.float64  # [] is a float array to NumPy
+    if not empty_list and (arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer)):
         raise TypeError(f"{name} must be an array of integers, got dtype {arr.dtype}")
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-dimensional, got shape {arr.shape}")
