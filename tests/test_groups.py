@@ -147,6 +147,33 @@ def test_where_and_masked_arrays(encoding, log):
     check_group_lse(lse, x, ids, N_GROUPS, keep=keep, what="masked")
 
 
+def test_a_group_never_depends_on_another():
+    # PyG issue 2274: a score of 50 in one group changed another group's sums.
+    # Here each group's bits are those of the group computed alone, next to
+    # neighbours of any size: huge, NaN, +inf, all -inf.
+    alone = sm.segment_softmax([1.0, -1.0], [0, 0])
+    np.testing.assert_allclose(alone, [0.8807970779778823, 0.11920292202211755], rtol=1e-15)
+    for other in ([-np.inf, 50.0], [1e308, -1e308], [np.nan, 0.0], [np.inf, np.inf],
+                  [-np.inf, -np.inf], [7e307] * 5000):
+        x = np.concatenate([[1.0, -1.0], other])
+        ids = np.concatenate([[1, 1], np.full(len(other), 2)])
+        for fn in (sm.segment_softmax, sm.segment_log_softmax):
+            np.testing.assert_array_equal(fn(x, ids)[:2], fn(x[:2], [0, 0]))
+            np.testing.assert_array_equal(fn(x[::-1], ids[::-1])[-2:], fn(x[:2][::-1], [0, 0]))
+
+
+@pytest.mark.parametrize("value", [np.inf, 1e308, np.nan, -np.inf])
+def test_a_masked_entry_never_reaches_its_group(value):
+    # A masked entry's value, however extreme, takes no part: no inf * 0 = NaN.
+    x = np.array([1.0, value, 2.0, 0.5])
+    keep = np.array([True, False, True, True])
+    for fn in (sm.segment_softmax, sm.segment_log_softmax):
+        got = fn(x, [0, 0, 0, 1], where=keep)
+        np.testing.assert_array_equal(got[[0, 2]], fn([1.0, 2.0], [0, 0]))
+        assert got[1] == (0.0 if fn is sm.segment_softmax else -np.inf)
+    assert sm.segment_logsumexp(x, [0, 0, 0, 1], where=keep)[0] == sm.logsumexp([1.0, 2.0])
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_huge_group_among_many_small(threads, dtype):
