@@ -723,7 +723,64 @@ core_copy(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(group_order_doc,
+"group_order(ids, offsets)\n--\n\n"
+"Internal: the stable order that sorts the entries by group (a counting\n"
+"sort, O(n)): ids and offsets are C-contiguous int64, offsets the groups'\n"
+"CSR boundaries in that order (len = number of groups + 1, last = n).");
+
+static PyObject *
+core_group_order(PyObject *self, PyObject *args)
+{
+    PyArrayObject *ids, *offsets;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyArray_Type, &ids, &PyArray_Type, &offsets)) {
+        return NULL;
+    }
+    if (PyArray_TYPE(ids) != NPY_INT64 || PyArray_TYPE(offsets) != NPY_INT64 ||
+        PyArray_NDIM(ids) != 1 || PyArray_NDIM(offsets) != 1 ||
+        !PyArray_IS_C_CONTIGUOUS(ids) || !PyArray_IS_C_CONTIGUOUS(offsets) ||
+        PyArray_DIM(offsets, 0) < 1) {
+        PyErr_SetString(PyExc_ValueError, "ids and offsets must be 1-d contiguous int64 (internal)");
+        return NULL;
+    }
+    const npy_intp n = PyArray_DIM(ids, 0), ng = PyArray_DIM(offsets, 0) - 1;
+    const int64_t *id = PyArray_DATA(ids), *off = PyArray_DATA(offsets);
+    if (off[ng] != n) {
+        PyErr_SetString(PyExc_ValueError, "offsets must end at len(ids) (internal)");
+        return NULL;
+    }
+    PyArrayObject *order = (PyArrayObject *)PyArray_EMPTY(1, &n, NPY_INT64, 0);
+    int64_t *cursor = PyMem_Malloc((size_t)(ng > 0 ? ng : 1) * sizeof(int64_t));
+    if (order == NULL || cursor == NULL) {
+        Py_XDECREF(order);
+        PyMem_Free(cursor);
+        return PyErr_NoMemory();
+    }
+    memcpy(cursor, off, (size_t)ng * sizeof(int64_t));
+    int64_t *o = PyArray_DATA(order);
+    int bad = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (npy_intp i = 0; i < n; i++) {
+        const int64_t g = id[i];
+        /* every write stays inside order: a group's cursor never passes its end */
+        if (g < 0 || g >= ng || cursor[g] >= off[g + 1]) {
+            bad = 1;
+            break;
+        }
+        o[cursor[g]++] = i;
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_Free(cursor);
+    if (bad) {
+        Py_DECREF(order);
+        PyErr_SetString(PyExc_ValueError, "ids do not match offsets (internal)");
+        return NULL;
+    }
+    return (PyObject *)order;
+}
+
 static PyMethodDef core_methods[] = {
+    {"group_order", core_group_order, METH_VARARGS, group_order_doc},
     {"softmax", core_softmax, METH_VARARGS, softmax_doc},
     {"logsumexp", core_logsumexp, METH_VARARGS, logsumexp_doc},
     {"fast", (PyCFunction)(void (*)(void))core_fast, METH_FASTCALL, fast_doc},
