@@ -1,10 +1,11 @@
 """``softmax apply``: softmax over arrays in files and pipes.
 
 Small inputs are read whole, go through `softmax.softmax` (or
-`softmax.log_softmax`) once and are written out. A .npy input larger than
-the block threshold (to a .npy output) goes to `softmax.stream.softmax_file`,
-which maps the file a block at a time, so memory stays near one block
-whatever the file size. Every output file is written under a temporary name
+`softmax.log_softmax`) once and are written out; ``--group-by`` tables go to
+`grouped` (`softmax.segment_softmax` over the rows that share a key). A .npy
+input larger than the block threshold (to a .npy output) goes to
+`softmax.stream.softmax_file`, which maps the file a block at a time, so
+memory stays near one block whatever the file size. Every output file is written under a temporary name
 and renamed into place when complete (`fileio.replaced_on_success`).
 """
 
@@ -19,17 +20,19 @@ import numpy as np
 import softmax as lib
 from softmax.stream import softmax_file
 
+from . import grouped
 from .args import axis_arg, bytes_arg, check_scale, dump_json, float_arg, json_numbers
 from .fileio import (
     format_of,
     label_column_arg,
+    output_delimiter,
     read_binary,
     read_table,
     read_temperature_file,
     read_text,
-    replaced_on_success,
     text_delimiter,
     write_binary,
+    write_output,
     write_text,
 )
 from .status import CLIError, ExitStatus, InputError, UsageError, clip
@@ -44,7 +47,8 @@ THRESHOLD_ENV = "SOFTMAX_CLI_BLOCK_THRESHOLD"
 
 HELP = "softmax over arrays in files or pipes (.npy, .npz, .csv, .tsv, -)"
 DESCRIPTION = ("Apply softmax (or log_softmax) to an array from a file or stdin\n"
-               "and write the result to a file or stdout.")
+               "and write the result to a file or stdout; or, with --group-by,\n"
+               "within the groups of rows of a table that share a key.")
 EPILOG = f"""\
 examples:
   softmax apply logits.npy -o probs.npy
@@ -53,6 +57,7 @@ examples:
   softmax apply scores.tsv -o - --log                log-probabilities to stdout
   printf '2 1 0.1\\n0 0 0\\n' | softmax apply          a pipe, one row per line
   softmax apply df.csv --label-column 0              keep pandas' index column
+  softmax apply runs.csv --group-by query            shares within each query's rows
   softmax apply logits.npy --json                    JSON for programs
   softmax apply logits.npy -o probs.npy --temperature-file temperature.json
 
@@ -69,6 +74,14 @@ blanks). Without INPUT, stdin is read when it is not a terminal.
 writes as its index) out of the numbers and puts it back in text output and
 as "labels" in JSON. A header whose first field is empty (pandas' index) is
 refused without it; --label-column none reads that column as numbers.
+
+--group-by NAME|INDEX (text tables) normalizes within groups of rows: the
+column holds a key (a query id; rows of a key need not be together), the
+scores are --column or the only other column of numbers, and the table is
+written back with a "probability" column added ("log_probability" with
+--log), every field and the row order kept. A .npy or .npz OUTPUT holds the
+probabilities in row order; JSON has {{"group_by", "column", "keys",
+"probabilities"}}.
 
 --json writes {{"shape", "axis", "probabilities" or "log_probabilities"}};
 JSON has no inf or NaN: -inf is written "-inf", inf "inf", NaN null.
@@ -104,6 +117,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label-column", type=label_column_arg, metavar="NAME|INDEX",
                         help="a text column of labels (0 is the first), kept out of the "
                         "numbers; 'none': there is none")
+    parser.add_argument("--group-by", metavar="NAME|INDEX",
+                        help="a text column of group keys (a query id): the shares sum to 1 "
+                        "within each key's rows, written in an added column")
+    parser.add_argument("--column", metavar="NAME|INDEX",
+                        help="with --group-by: the column of scores (default: the only "
+                        "other column of numbers)")
     parser.add_argument("--json", action="store_true",
                         help="write a JSON object (to OUTPUT or stdout)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -149,6 +168,7 @@ def run(args, env) -> ExitStatus:
         raise UsageError(f"--key is for .npz files, got INPUT {clip(args.input)}")
     if args.label_column not in (None, False) and in_kind != "text":
         raise UsageError(f"--label-column is for text tables, got INPUT {clip(args.input)}")
+    grouped.check_options(args, in_kind)
     if args.temperature_file is not None:
         temperature = read_temperature_file(args.temperature_file)
         check_scale(temperature, args.base,
@@ -158,6 +178,9 @@ def run(args, env) -> ExitStatus:
         check_scale(temperature, args.base)
     func = lib.log_softmax if args.log else lib.softmax
     options = {"temperature": temperature, "base": args.base}
+    if args.group_by is not None:
+        grouped.run(args, env, out_kind, options)
+        return ExitStatus.SUCCESS
 
     if in_kind == "npy" and out_kind == "npy":
         try:
@@ -203,7 +226,7 @@ def run(args, env) -> ExitStatus:
     if out_kind == "json":
         _write_json(args, env, result, labels, ragged)
     elif out_kind == "text":
-        _write_table(args, env, result, ragged, table, in_kind, dtype)
+        _write_table(args, env, result, ragged, table, dtype)
     else:
         if ragged:
             a, b = _first_mismatch(table)
@@ -216,7 +239,7 @@ def run(args, env) -> ExitStatus:
     return ExitStatus.SUCCESS
 
 
-def _write_table(args, env, result, ragged, table, in_kind, dtype) -> None:
+def _write_table(args, env, result, ragged, table, dtype) -> None:
     if not ragged:
         if result.ndim > 2:
             raise UsageError(
@@ -231,24 +254,11 @@ def _write_table(args, env, result, ragged, table, in_kind, dtype) -> None:
         header, labels, label_index = table.header, table.labels, table.label_index
         if labels is not None and len(labels) != len(rows):
             labels = None  # --axis none or 0 of a single row: no row labels to keep
-    if args.output != "-":
-        delimiter = text_delimiter(args.output)
-        if delimiter == "auto":
-            delimiter = table.delimiter if table is not None else " "
-    elif in_kind != "text":
-        delimiter = ","
-    else:
-        delimiter = table.delimiter
+    delimiter = output_delimiter(args.output, table.delimiter if table is not None else None)
 
-    def write(stream):
-        write_text(stream, rows, delimiter, header, dtype, labels, label_index)
-
-    if args.output == "-":
-        write(env.stdout)
-        return
-    with replaced_on_success(args.output) as tmp, \
-            open(tmp, "w", encoding="utf-8", newline="") as stream:
-        write(stream)
+    write_output(args.output, env.stdout,
+                 lambda stream: write_text(stream, rows, delimiter, header, dtype, labels,
+                                           label_index))
 
 
 def _write_json(args, env, result, labels, ragged) -> None:
@@ -261,12 +271,7 @@ def _write_json(args, env, result, labels, ragged) -> None:
     if labels is not None:
         obj = {"labels": labels, **obj}
     text = dump_json(obj) + "\n"
-    if args.output == "-":
-        env.stdout.write(text)
-        return
-    with replaced_on_success(args.output) as tmp:
-        with open(tmp, "w", encoding="utf-8") as stream:
-            stream.write(text)
+    write_output(args.output, env.stdout, lambda stream: stream.write(text))
 
 
 def _first_mismatch(table):

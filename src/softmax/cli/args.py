@@ -32,6 +32,7 @@ __all__ = [
     "fmt_number",
     "fmt_short",
     "include_mask",
+    "is_number",
     "json_number",
     "json_numbers",
     "nonnegative_int_arg",
@@ -173,13 +174,14 @@ def protect_negative_numbers(argv: list[str], option_strings) -> list[str]:
     for i, token in enumerate(argv):
         if token == "--":
             return result + argv[i:]
-        if token.startswith("-") and token not in option_strings and _is_number(token):
+        if token.startswith("-") and token not in option_strings and is_number(token):
             token = " " + token
         result.append(token)
     return result
 
 
-def _is_number(text: str) -> bool:
+def is_number(text: str) -> bool:
+    """True when float() reads `text` (inf and nan included)."""
     try:
         float(text)
     except ValueError:

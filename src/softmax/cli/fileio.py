@@ -32,18 +32,25 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .args import is_number
 from .status import CLIError, InputError, UsageError, clip
 
 __all__ = [
+    "FieldTable",
     "Table",
+    "column_index",
     "format_of",
+    "output_delimiter",
     "read_binary",
+    "read_fields",
     "read_table",
     "read_temperature_file",
     "read_text",
     "replaced_on_success",
     "text_delimiter",
     "write_binary",
+    "write_fields",
+    "write_output",
     "write_text",
 ]
 
@@ -69,6 +76,19 @@ def format_of(path: str, what: str) -> str:
 def text_delimiter(path: str) -> str:
     """The delimiter a text file's suffix implies (``"auto"`` for ``-`` and .txt)."""
     return _TEXT.get(Path(path).suffix.lower(), "auto") if path != "-" else "auto"
+
+
+def output_delimiter(output: str, source: str | None) -> str:
+    """The delimiter of a text OUTPUT: its suffix's, else the input table's (`source`).
+
+    When the input was not text (`source` None): blanks in a .txt file, commas on stdout.
+    """
+    if output != "-":
+        delimiter = text_delimiter(output)
+        if delimiter != "auto":
+            return delimiter
+        return source or " "
+    return source or ","
 
 
 # ------------------------------------------------------------------ reading
@@ -139,14 +159,6 @@ def sniff_delimiter(text: str) -> str:
         return "," if "," in first else ("\t" if "\t" in first else " ")
 
 
-def _is_number(field: str) -> bool:
-    try:
-        float(field)
-    except ValueError:
-        return False
-    return True
-
-
 def label_column_arg(text: str):
     """``--label-column``: an index (0 is the first column), a header NAME, or none.
 
@@ -158,9 +170,12 @@ def label_column_arg(text: str):
     return text
 
 
-def _label_index(spec, header, name) -> int | None:
-    # A whole number is an index (pandas names its columns 0, 1, ... too,
-    # shifted by the index column: an index is what the user counted).
+def column_index(spec, header, name, option: str = "--label-column") -> int | None:
+    """The 0-based index of the column that `option` names (a header name or an index).
+
+    A whole number is an index (pandas names its columns 0, 1, ... too,
+    shifted by the index column: an index is what the user counted).
+    """
     if spec is None:
         return None
     try:
@@ -168,18 +183,34 @@ def _label_index(spec, header, name) -> int | None:
     except ValueError:
         if header is None:
             raise UsageError(
-                f"--label-column {clip(spec)} names a column, but {name} has no header line; "
+                f"{option} {clip(spec)} names a column, but {name} has no header line; "
                 "give its index (0 is the first column)"
             ) from None
         if spec in header:
             return header.index(spec)
         raise UsageError(
-            f"--label-column must be a column index or one of the header's names "
+            f"{option} must be a column index or one of the header's names "
             f"({clip(', '.join(header), 200, quote=False)}), got {clip(spec)}"
         ) from None
     if index < 0:
-        raise UsageError(f"--label-column index must be >= 0, got {index}")
+        raise UsageError(f"{option} index must be >= 0, got {index}")
     return index
+
+
+def _records(text: str, name: str, delimiter: str):
+    """(line number, stripped fields) of each line; blank and ``#`` lines are skipped."""
+    blanks = delimiter == " "
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
+                        skipinitialspace=True, strict=False)
+    try:
+        for fields in reader:
+            if blanks:
+                fields = [f for f in fields if f.strip()]
+            if not fields or fields[0].lstrip().startswith("#"):
+                continue
+            yield reader.line_num, [f.strip() for f in fields]
+    except csv.Error as exc:
+        raise InputError(f"{name}, line {reader.line_num}: not a readable table ({exc})") from None
 
 
 def read_table(text: str, name: str, delimiter: str = "auto", label_column=None) -> Table:
@@ -202,62 +233,50 @@ def read_table(text: str, name: str, delimiter: str = "auto", label_column=None)
         label_column = None
     if delimiter == "auto":
         delimiter = sniff_delimiter(text)
-    blanks = delimiter == " "
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
-                        skipinitialspace=True, strict=False)
     rows, lines, labels = [], [], []
     header = None
     index = None
     resolved = label_column is None
-    try:
-        for fields in reader:
-            lineno = reader.line_num
-            if blanks:
-                fields = [f for f in fields if f.strip()]
-            if not fields or fields[0].lstrip().startswith("#"):
+    for lineno, fields in _records(text, name, delimiter):
+        if not rows and header is None:
+            spec_index = None
+            if label_column is not None:
+                with contextlib.suppress(ValueError):
+                    spec_index = int(label_column)
+            numeric = [k for k, f in enumerate(fields) if k != spec_index and is_number(f)]
+            names_label = label_column is not None and spec_index is not None and \
+                spec_index < len(fields) and fields[spec_index] in ("", label_column)
+            if not numeric or names_label or (label_column is not None
+                                              and label_column in fields):
+                header = fields
                 continue
-            fields = [f.strip() for f in fields]
-            if not rows and header is None:
-                spec_index = None
-                if label_column is not None:
-                    with contextlib.suppress(ValueError):
-                        spec_index = int(label_column)
-                numeric = [k for k, f in enumerate(fields) if k != spec_index and _is_number(f)]
-                names_label = label_column is not None and spec_index is not None and \
-                    spec_index < len(fields) and fields[spec_index] in ("", label_column)
-                if not numeric or names_label or (label_column is not None
-                                                  and label_column in fields):
-                    header = fields
-                    continue
-            if not resolved:
-                index = _label_index(label_column, header, name)
-                resolved = True
-            if index is not None:
-                if index >= len(fields):
-                    raise InputError(
-                        f"{name}, line {lineno}: --label-column {index} needs at least "
-                        f"{index + 1} fields, got {len(fields)}"
-                    )
-                labels.append(fields[index])
-                fields = fields[:index] + fields[index + 1:]
-            try:
-                values = np.array([float(f) for f in fields], dtype=np.float64)
-            except ValueError:
-                bad = next(k for k, f in enumerate(fields) if not _is_number(f))
-                column = bad + (1 if index is not None and bad >= index else 0)
-                where = f"field {column + 1}" if len(fields) > 1 or index is not None \
-                    else "the value"
-                message = f"{name}, line {lineno}: {where} must be a number, got {clip(fields[bad])}"
-                if column == 0 and label_column is None and len(fields) > 1:
-                    message += (" (an id column, like the index pandas.to_csv writes? "
-                                "keep it as labels with --label-column 0)")
-                raise InputError(message) from None
-            if values.size == 0:
-                continue
-            rows.append(values)
-            lines.append(lineno)
-    except csv.Error as exc:
-        raise InputError(f"{name}, line {reader.line_num}: not a readable table ({exc})") from None
+        if not resolved:
+            index = column_index(label_column, header, name)
+            resolved = True
+        if index is not None:
+            if index >= len(fields):
+                raise InputError(
+                    f"{name}, line {lineno}: --label-column {index} needs at least "
+                    f"{index + 1} fields, got {len(fields)}"
+                )
+            labels.append(fields[index])
+            fields = fields[:index] + fields[index + 1:]
+        try:
+            values = np.array([float(f) for f in fields], dtype=np.float64)
+        except ValueError:
+            bad = next(k for k, f in enumerate(fields) if not is_number(f))
+            column = bad + (1 if index is not None and bad >= index else 0)
+            where = f"field {column + 1}" if len(fields) > 1 or index is not None \
+                else "the value"
+            message = f"{name}, line {lineno}: {where} must be a number, got {clip(fields[bad])}"
+            if column == 0 and label_column is None and len(fields) > 1:
+                message += (" (an id column, like the index pandas.to_csv writes? "
+                            "keep it as labels with --label-column 0)")
+            raise InputError(message) from None
+        if values.size == 0:
+            continue
+        rows.append(values)
+        lines.append(lineno)
     if not rows:
         raise InputError(f"{name} holds no numbers")
     if (not no_labels_said and label_column is None and header is not None and header[0] == ""
@@ -270,6 +289,35 @@ def read_table(text: str, name: str, delimiter: str = "auto", label_column=None)
             "with --label-column none"
         )
     return Table(rows, lines, header, delimiter, labels if index is not None else None, index)
+
+
+class FieldTable(NamedTuple):
+    """A text table as it was written: the fields of each data line, as strings."""
+
+    rows: list  # lists of str
+    lines: list  # the line number of each row, for messages
+    header: list | None
+    delimiter: str
+
+
+def read_fields(text: str, name: str, delimiter: str = "auto", names=()) -> FieldTable:
+    """Parse a text table without converting anything (the rules of `read_table`).
+
+    The first line is a header when it holds no number, or holds one of
+    `names` (the column names the command line gave).
+    """
+    if delimiter == "auto":
+        delimiter = sniff_delimiter(text)
+    rows, lines = [], []
+    header = None
+    for lineno, fields in _records(text, name, delimiter):
+        if not rows and header is None and (
+                not any(map(is_number, fields)) or any(n in fields for n in names)):
+            header = fields
+            continue
+        rows.append(fields)
+        lines.append(lineno)
+    return FieldTable(rows, lines, header, delimiter)
 
 
 def _npy_problem(path: str, exc: Exception) -> str:
@@ -421,19 +469,38 @@ def _formatter(dtype: np.dtype):
     return lambda row: map(str, row)
 
 
+def write_fields(stream, rows, delimiter: str, header=None) -> None:
+    """Rows of str fields, one line each, with `csv` (fields quoted as needed)."""
+    writer = csv.writer(stream, delimiter=delimiter, lineterminator="\n")
+    if header is not None:
+        writer.writerow(header)
+    writer.writerows(rows)
+
+
 def write_text(stream, rows, delimiter: str, header=None, dtype=np.float64,
                labels=None, label_index=None) -> None:
-    """One line per row with `csv` (labels and header fields quoted as needed).
+    """One line per row of numbers, in the shortest text that reads back the same.
 
     `rows` is a 2-D array or a list of 1-D arrays; `labels` go back into
     column `label_index`.
     """
-    writer = csv.writer(stream, delimiter=delimiter, lineterminator="\n")
     fmt = _formatter(np.dtype(dtype))
-    if header is not None:
-        writer.writerow(header)
-    for i, row in enumerate(rows):
-        cells = list(fmt(np.asarray(row)))
-        if labels is not None:
-            cells.insert(min(label_index, len(cells)), labels[i])
-        writer.writerow(cells)
+
+    def cells():
+        for i, row in enumerate(rows):
+            line = list(fmt(np.asarray(row)))
+            if labels is not None:
+                line.insert(min(label_index, len(line)), labels[i])
+            yield line
+
+    write_fields(stream, cells(), delimiter, header)
+
+
+def write_output(path: str, stdout, write) -> None:
+    """``write(stream)`` to `stdout` for ``-``, else to `path` through `replaced_on_success`."""
+    if path == "-":
+        write(stdout)
+        return
+    with replaced_on_success(path) as tmp, \
+            open(tmp, "w", encoding="utf-8", newline="") as stream:
+        write(stream)
