@@ -815,19 +815,48 @@ share_of(ptrdiff_t all, int t, int nt)
 }
 
 /*
- * With groups: the first row whose group starts at or after entry p of the
- * groups' entries laid end to end (outer row after outer row, `total` a
- * row); job->rows when none does.
+ * The work of a group, in entries: its length plus SM_GROUP_COST. A row's
+ * fixed cost (the load's padding to the lanes, the lane sums, the
+ * reciprocal or log1p) was measured at some 80 (avx2) to 160 (avx512)
+ * entries' worth, 13 for the baseline, so for groups of ~10 entries it is
+ * most of the work: balanced by entries alone, the thread given the many
+ * small groups would do nearly all of it.
+ */
+#define SM_GROUP_COST 64
+
+/* With groups: the weight of one group beyond its entries (0 for absurd
+ * sizes, where the sums below could overflow) and the work of one outer
+ * row, total entries + that weight x nseg. */
+static ptrdiff_t
+group_weight(const sm_job *job, ptrdiff_t *per_outer)
+{
+    const ptrdiff_t total = (ptrdiff_t)(job->offsets[job->nseg] - job->offsets[0]);
+    const ptrdiff_t outer = job->rows / job->nseg;
+    /* outer * total <= x.size, so these products do not overflow */
+    const ptrdiff_t c = outer * total <= PTRDIFF_MAX / 2 &&
+                                job->rows <= PTRDIFF_MAX / 2 / SM_GROUP_COST
+                            ? SM_GROUP_COST
+                            : 0;
+    *per_outer = total + c * job->nseg;
+    return c;
+}
+
+/*
+ * With groups: the first row whose work starts at or after p, the rows'
+ * work laid end to end (outer row after outer row, per_outer each; group g
+ * starts at offsets[g] - offsets[0] + c g); job->rows when none does.
+ * Non-decreasing in p, so the threads' ranges below tile the rows.
  */
 static ptrdiff_t
-group_row_from(const sm_job *job, ptrdiff_t total, ptrdiff_t p)
+group_row_from(const sm_job *job, ptrdiff_t c, ptrdiff_t per_outer, ptrdiff_t p)
 {
-    const ptrdiff_t o = p / total;
-    const int64_t want = job->offsets[0] + (p - o * total);
+    const ptrdiff_t o = p / per_outer;
+    const ptrdiff_t want = p - o * per_outer;
+    const int64_t *off = job->offsets;
     ptrdiff_t lo = 0, hi = job->nseg;
     while (lo < hi) {
         const ptrdiff_t mid = lo + (hi - lo) / 2;
-        if (job->offsets[mid] < want) {
+        if ((ptrdiff_t)(off[mid] - off[0]) + c * mid < want) {
             lo = mid + 1;
         }
         else {
@@ -839,10 +868,11 @@ group_row_from(const sm_job *job, ptrdiff_t total, ptrdiff_t p)
 }
 
 /*
- * The rows [r0, r1) of thread tid. Groups are split by entries, not by
- * count: with skewed sizes (a few huge groups among many tiny ones) an
- * equal count of groups can put nearly all the work on one thread. A
- * thread takes the groups that start in its share of the entries.
+ * The rows [r0, r1) of thread tid. Groups are split by work (entries plus
+ * a fixed cost per group), not by count: with skewed sizes (a few huge
+ * groups among many tiny ones) an equal count of groups can put nearly
+ * all the entries on one thread. A thread takes the groups whose work
+ * starts in its share.
  */
 static void
 thread_rows(const sm_job *job, int tid, int nt, ptrdiff_t w, ptrdiff_t *r0, ptrdiff_t *r1)
@@ -852,16 +882,18 @@ thread_rows(const sm_job *job, int tid, int nt, ptrdiff_t w, ptrdiff_t *r0, ptrd
         *r1 = tid == nt - 1 ? job->rows : job->rows * (tid + 1) / nt / w * w;
         return;
     }
-    const ptrdiff_t total = (ptrdiff_t)(job->offsets[job->nseg] - job->offsets[0]);
-    if (total == 0) {
-        /* only empty groups: nothing to balance */
+    ptrdiff_t per_outer;
+    const ptrdiff_t c = group_weight(job, &per_outer);
+    if (per_outer == 0) {
+        /* no work to balance */
         *r0 = 0;
         *r1 = tid == 0 ? job->rows : 0;
         return;
     }
-    const ptrdiff_t all = job->rows / job->nseg * total;
-    *r0 = tid == 0 ? 0 : group_row_from(job, total, share_of(all, tid, nt));
-    *r1 = tid == nt - 1 ? job->rows : group_row_from(job, total, share_of(all, tid + 1, nt));
+    const ptrdiff_t all = job->rows / job->nseg * per_outer;
+    *r0 = tid == 0 ? 0 : group_row_from(job, c, per_outer, share_of(all, tid, nt));
+    *r1 = tid == nt - 1 ? job->rows
+                        : group_row_from(job, c, per_outer, share_of(all, tid + 1, nt));
 }
 
 static void
@@ -933,9 +965,10 @@ sm_plan_threads(const sm_job *job, int limit)
     /* below ~64k elements per thread, waking a worker costs more than it saves */
     double work = (double)job->rows * (double)(job->n > 0 ? job->n : 1);
     if (job->offsets != NULL && job->nseg > 0) {
-        /* the entries of all groups, not rows x the longest */
-        const double total = (double)(job->offsets[job->nseg] - job->offsets[0]);
-        work = (double)(job->rows / job->nseg) * (total > 0 ? total : 1.0);
+        /* the groups' own work (as the threads split it), not rows x the longest */
+        ptrdiff_t per_outer;
+        group_weight(job, &per_outer);
+        work = (double)(job->rows / job->nseg) * (per_outer > 0 ? (double)per_outer : 1.0);
     }
     double t = work / 65536.0;
     if (job->n <= SM_ROW_CACHE && t > (double)job->rows) {
