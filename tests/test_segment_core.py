@@ -213,6 +213,37 @@ def test_skewed_degrees_same_bits_on_any_thread_count(dtype, threads):
         bits_equal(results[1][2], ref_logsumexp(x, offsets, None, -1), "logsumexp")
 
 
+def _thread_cpu_ns():
+    """CPU time so far of each thread of this process (Linux schedstat)."""
+    times = {}
+    for t in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{t}/schedstat") as f:
+            times[t] = int(f.read().split()[0])
+    return times
+
+
+@pytest.mark.skipif(not os.path.exists(f"/proc/self/task/{os.getpid()}/schedstat"),
+                    reason="needs Linux schedstat")
+@pytest.mark.parametrize("big_first", [True, False])
+def test_skewed_groups_are_shared_by_both_threads(big_first, threads):
+    """Eight groups of 1e5 and 2e5 groups of 1: split by count, or by entries
+    alone, one thread does ~95% of the work (the tiny groups' fixed costs
+    outweigh the big ones' entries). CPU time per thread, not wall time, so
+    other load on the machine does not matter."""
+    threads(2)
+    sizes = [100_000] * 8 + [1] * 200_000
+    offsets = offsets_of(sizes if big_first else sizes[::-1])
+    x = np.random.default_rng(9).standard_normal(int(offsets[-1]))
+    out = np.empty_like(x)
+    seg_softmax(x, offsets, out=out)   # the pool's threads are started
+    before = _thread_cpu_ns()
+    for _ in range(10):
+        seg_softmax(x, offsets, out=out)
+    after = _thread_cpu_ns()
+    used = sorted((after[t] - before.get(t, 0) for t in after), reverse=True)[:2]
+    assert used[1] >= 0.25 * sum(used), used
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_masks_and_fully_masked_groups(dtype):
     rng = np.random.default_rng(5)
