@@ -541,6 +541,16 @@ row_segmented(const sm_job *job, const sm_row *row, double *v, sm_part *parts, c
 static void
 row_at(const sm_job *job, ptrdiff_t r, sm_row *row, char **lse_out)
 {
+    /* with groups, row r is group g of outer row r / nseg: its entries start
+     * offsets[g] along the last axis, its lse sits g places along out's */
+    ptrdiff_t n = job->n, start = 0, lse_o = 0;
+    if (job->offsets != NULL) {
+        const ptrdiff_t g = r % job->nseg;
+        r /= job->nseg;
+        start = (ptrdiff_t)job->offsets[g];
+        n = (ptrdiff_t)job->offsets[g + 1] - start;
+        lse_o = g * job->seg_out_stride;
+    }
     ptrdiff_t xo = 0, oo = 0, mo = 0;
     for (int d = job->outer_ndim - 1; d >= 0; d--) {
         ptrdiff_t i = r % job->dims[d];
@@ -549,18 +559,18 @@ row_at(const sm_job *job, ptrdiff_t r, sm_row *row, char **lse_out)
         oo += i * job->o_strides[d];
         mo += i * job->m_strides[d];
     }
-    row->x = job->x + xo;
-    row->mask = job->mask == NULL ? NULL : job->mask + mo;
-    row->n = job->n;
+    row->x = job->x + xo + start * job->x_stride;
+    row->mask = job->mask == NULL ? NULL : job->mask + mo + start * job->mask_stride;
+    row->n = n;
     row->x_stride = job->x_stride;
     row->mask_stride = job->mask_stride;
     if (job->mode == SM_MODE_LSE) {
         row->out = NULL;
         row->out_stride = 0;
-        *lse_out = job->out + oo;
+        *lse_out = job->out + oo + lse_o;
     }
     else {
-        row->out = job->out + oo;
+        row->out = job->out + oo + start * job->out_stride;
         row->out_stride = job->out_stride;
         *lse_out = NULL;
     }
@@ -591,7 +601,9 @@ static int
 column_layout(const sm_job *job)
 {
     const ptrdiff_t isz = item_size(job->dtype);
-    if (job->mask != NULL || job->outer_ndim == 0 || job->n > SM_ROW_CACHE || job->n == 0 ||
+    /* groups (offsets) are rows of their own lengths, never panel columns */
+    if (job->offsets != NULL || job->mask != NULL || job->outer_ndim == 0 ||
+        job->n > SM_ROW_CACHE || job->n == 0 ||
         job->x_stride == isz || job->x_strides[job->outer_ndim - 1] != isz ||
         job->dims[job->outer_ndim - 1] < job_width(job)) {
         return 0;
@@ -616,11 +628,16 @@ panel_doubles(const sm_job *job)
     return SM_PANEL * (5 + 4 * (ptrdiff_t)job->tg->lanes + 1);
 }
 
-/* Doubles of the row scratch: a whole row, or one segment of a long row. */
+/* Doubles of the row scratch: a whole row, or one segment of a long row.
+ * With groups, n is only the longest: beside a long group there may be
+ * others of up to SM_ROW_CACHE entries, done whole. */
 static ptrdiff_t
 row_doubles(const sm_job *job)
 {
-    return pad32(job->n > SM_ROW_CACHE ? SM_SEG : (job->n > 0 ? job->n : 1));
+    if (job->n > SM_ROW_CACHE) {
+        return pad32(job->offsets != NULL ? SM_ROW_CACHE : SM_SEG);
+    }
+    return pad32(job->n > 0 ? job->n : 1);
 }
 
 /* The row part of a thread's scratch; for the float32 lanes a stage of n
@@ -773,6 +790,112 @@ sm_n_parts(const sm_job *job)
     return job->n > SM_ROW_CACHE ? n_segments(job->n) : 1;
 }
 
+/* One row by its own length: empty, in the scratch, or in segments. */
+static void
+run_row(const sm_job *job, const sm_row *row, double *v, sm_part *parts, char *lse_out)
+{
+    if (row->n == 0) {
+        if (job->mode == SM_MODE_LSE) {
+            store1(job->dtype, lse_out, -HUGE_VAL);
+        }
+    }
+    else if (row->n <= SM_ROW_CACHE) {
+        row_whole(job, row, v, lse_out);
+    }
+    else {
+        row_segmented(job, row, v, parts, lse_out);
+    }
+}
+
+/* floor(all * t / nt) without forming all * t */
+static ptrdiff_t
+share_of(ptrdiff_t all, int t, int nt)
+{
+    return all / nt * t + all % nt * t / nt;
+}
+
+/*
+ * The work of a group, in entries: its length plus SM_GROUP_COST. A row's
+ * fixed cost (the load's padding to the lanes, the lane sums, the
+ * reciprocal or log1p) was measured at some 80 (avx2) to 160 (avx512)
+ * entries' worth, 13 for the baseline, so for groups of ~10 entries it is
+ * most of the work: balanced by entries alone, the thread given the many
+ * small groups would do nearly all of it.
+ */
+#define SM_GROUP_COST 64
+
+/* With groups: the weight of one group beyond its entries (0 for absurd
+ * sizes, where the sums below could overflow) and the work of one outer
+ * row, total entries + that weight x nseg. */
+static ptrdiff_t
+group_weight(const sm_job *job, ptrdiff_t *per_outer)
+{
+    const ptrdiff_t total = (ptrdiff_t)(job->offsets[job->nseg] - job->offsets[0]);
+    const ptrdiff_t outer = job->rows / job->nseg;
+    /* outer * total <= x.size, so these products do not overflow */
+    const ptrdiff_t c = outer * total <= PTRDIFF_MAX / 2 &&
+                                job->rows <= PTRDIFF_MAX / 2 / SM_GROUP_COST
+                            ? SM_GROUP_COST
+                            : 0;
+    *per_outer = total + c * job->nseg;
+    return c;
+}
+
+/*
+ * With groups: the first row whose work starts at or after p, the rows'
+ * work laid end to end (outer row after outer row, per_outer each; group g
+ * starts at offsets[g] - offsets[0] + c g); job->rows when none does.
+ * Non-decreasing in p, so the threads' ranges below tile the rows.
+ */
+static ptrdiff_t
+group_row_from(const sm_job *job, ptrdiff_t c, ptrdiff_t per_outer, ptrdiff_t p)
+{
+    const ptrdiff_t o = p / per_outer;
+    const ptrdiff_t want = p - o * per_outer;
+    const int64_t *off = job->offsets;
+    ptrdiff_t lo = 0, hi = job->nseg;
+    while (lo < hi) {
+        const ptrdiff_t mid = lo + (hi - lo) / 2;
+        if ((ptrdiff_t)(off[mid] - off[0]) + c * mid < want) {
+            lo = mid + 1;
+        }
+        else {
+            hi = mid;
+        }
+    }
+    const ptrdiff_t r = o * job->nseg + lo;
+    return r < job->rows ? r : job->rows;
+}
+
+/*
+ * The rows [r0, r1) of thread tid. Groups are split by work (entries plus
+ * a fixed cost per group), not by count: with skewed sizes (a few huge
+ * groups among many tiny ones) an equal count of groups can put nearly
+ * all the entries on one thread. A thread takes the groups whose work
+ * starts in its share.
+ */
+static void
+thread_rows(const sm_job *job, int tid, int nt, ptrdiff_t w, ptrdiff_t *r0, ptrdiff_t *r1)
+{
+    if (job->offsets == NULL) {
+        *r0 = job->rows * tid / nt / w * w;
+        *r1 = tid == nt - 1 ? job->rows : job->rows * (tid + 1) / nt / w * w;
+        return;
+    }
+    ptrdiff_t per_outer;
+    const ptrdiff_t c = group_weight(job, &per_outer);
+    if (per_outer == 0) {
+        /* no work to balance */
+        *r0 = 0;
+        *r1 = tid == 0 ? job->rows : 0;
+        return;
+    }
+    const ptrdiff_t all = job->rows / job->nseg * per_outer;
+    *r0 = tid == 0 ? 0 : group_row_from(job, c, per_outer, share_of(all, tid, nt));
+    *r1 = tid == nt - 1 ? job->rows
+                        : group_row_from(job, c, per_outer, share_of(all, tid + 1, nt));
+}
+
 static void
 task_rows(void *arg, int tid, int nt)
 {
@@ -780,8 +903,8 @@ task_rows(void *arg, int tid, int nt)
     const int cols = column_layout(job);
     /* panels start at multiples of the width: split the rows there */
     const ptrdiff_t w = cols ? job_width(job) : 1;
-    const ptrdiff_t r0 = job->rows * tid / nt / w * w;
-    const ptrdiff_t r1 = tid == nt - 1 ? job->rows : job->rows * (tid + 1) / nt / w * w;
+    ptrdiff_t r0, r1;
+    thread_rows(job, tid, nt, w, &r0, &r1);
     double *v = job->scratch + tid * sm_scratch_doubles(job);
     sm_part *parts = job->parts + tid * sm_n_parts(job);
     double *panel = v + row_part_doubles(job);
@@ -801,17 +924,7 @@ task_rows(void *arg, int tid, int nt)
                 continue;
             }
         }
-        if (row.n == 0) {
-            if (job->mode == SM_MODE_LSE) {
-                store1(job->dtype, lse_out, -HUGE_VAL);
-            }
-        }
-        else if (row.n <= SM_ROW_CACHE) {
-            row_whole(job, &row, v, lse_out);
-        }
-        else {
-            row_segmented(job, &row, v, parts, lse_out);
-        }
+        run_row(job, &row, v, parts, lse_out);
     }
 }
 
@@ -850,7 +963,13 @@ int
 sm_plan_threads(const sm_job *job, int limit)
 {
     /* below ~64k elements per thread, waking a worker costs more than it saves */
-    const double work = (double)job->rows * (double)(job->n > 0 ? job->n : 1);
+    double work = (double)job->rows * (double)(job->n > 0 ? job->n : 1);
+    if (job->offsets != NULL && job->nseg > 0) {
+        /* the groups' own work (as the threads split it), not rows x the longest */
+        ptrdiff_t per_outer;
+        group_weight(job, &per_outer);
+        work = (double)(job->rows / job->nseg) * (per_outer > 0 ? (double)per_outer : 1.0);
+    }
     double t = work / 65536.0;
     if (job->n <= SM_ROW_CACHE && t > (double)job->rows) {
         t = (double)job->rows;
@@ -877,9 +996,15 @@ sm_run(sm_job *job)
             char *lse_out;
             c.job = job;
             row_at(job, r, &c.row, &lse_out);
+            if (c.row.n <= SM_ROW_CACHE) {
+                /* a short group among long ones: one thread is enough */
+                run_row(job, &c.row, job->scratch, job->parts, lse_out);
+                continue;
+            }
             sm_pool_run(task_split_sums, &c, job->nthreads);
             double k;
-            int kind = merge_parts(job, job->parts, n_segments(job->n), &c.m, &c.r_hi, &c.r_lo, &k);
+            int kind =
+                merge_parts(job, job->parts, n_segments(c.row.n), &c.m, &c.r_hi, &c.r_lo, &k);
             if (kind != SM_ROW_FINITE) {
                 write_special(job, &c.row, kind, k, lse_out);
             }

@@ -3,6 +3,7 @@
 #define SOFTMAX_DRIVER_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "kernels.h"
 
 #define SM_MAXDIMS 64
@@ -35,6 +36,18 @@ typedef struct {
     int mode;                  /* SM_MODE_* */
     int fast;                  /* accuracy="fast": float32 lanes for float32 too */
     sm_scale sc;
+    /*
+     * Groups of varying length along the last axis (NULL: one row per outer
+     * index, of length n): group g is the last-axis positions offsets[g] ..
+     * offsets[g + 1] - 1, and the rows are then the (outer index, group)
+     * pairs, row r = outer r / nseg, group r % nseg, with n the longest
+     * group. The caller has checked 0 <= offsets[0] <= ... <= offsets[nseg]
+     * <= the last axis's length. logsumexp writes group g of an outer row
+     * at that row's out + g * seg_out_stride.
+     */
+    const int64_t *offsets;
+    ptrdiff_t nseg;
+    ptrdiff_t seg_out_stride;
     /* rows: all axes but the last, walked in C order */
     int outer_ndim;
     ptrdiff_t dims[SM_MAXDIMS];

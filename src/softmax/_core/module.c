@@ -66,18 +66,22 @@ dtype_code(PyArrayObject *a)
     }
 }
 
+/* The first k axes of a and b have the same lengths (both have >= k axes). */
 static int
-same_shape(PyArrayObject *a, PyArrayObject *b, int ndim)
+same_lead(PyArrayObject *a, PyArrayObject *b, int k)
 {
-    if (PyArray_NDIM(b) != ndim) {
-        return 0;
-    }
-    for (int d = 0; d < ndim; d++) {
+    for (int d = 0; d < k; d++) {
         if (PyArray_DIM(a, d) != PyArray_DIM(b, d)) {
             return 0;
         }
     }
     return 1;
+}
+
+static int
+same_shape(PyArrayObject *a, PyArrayObject *b, int ndim)
+{
+    return PyArray_NDIM(b) == ndim && same_lead(a, b, ndim);
 }
 
 static int
@@ -158,20 +162,76 @@ run_job(sm_job *job)
     Py_RETURN_NONE;
 }
 
-PyDoc_STRVAR(softmax_doc,
-"softmax(x, out, where, c_hi, c_lo, log_mode, accuracy=-1)\n--\n\n"
-"Internal: softmax (log_mode=False) or log_softmax along the last axis of\n"
-"x into out, with scores (x * c) and c = c_hi + c_lo; accuracy 0 high,\n"
-"1 fast, -1 the process default. Use softmax.softmax.");
-
-static PyObject *
-core_softmax(PyObject *self, PyObject *args)
+/*
+ * The groups of segment_softmax / segment_logsumexp: a C-contiguous native
+ * int64 1-d array of nseg + 1 offsets with 0 <= offsets[0] <= ... <=
+ * offsets[nseg] <= n (x's last axis). They are copied, and checked on the
+ * copy, so that what the core walks without the GIL is what was checked
+ * (another Python thread may write to the array meanwhile). Sets the job's
+ * groups, its rows (outer rows x nseg) and n (the longest group). Returns
+ * the copy for the caller to free, or NULL with an exception set.
+ */
+static int64_t *
+job_groups(sm_job *job, PyObject *obj, npy_intp n)
 {
-    PyObject *x_obj, *out_obj, *mask_obj;
+    if (!PyArray_Check(obj) || PyArray_TYPE((PyArrayObject *)obj) != NPY_INT64 ||
+        PyArray_NDIM((PyArrayObject *)obj) != 1 ||
+        !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)obj) ||
+        !PyArray_ISALIGNED((PyArrayObject *)obj) ||
+        !PyArray_ISNOTSWAPPED((PyArrayObject *)obj) ||
+        PyArray_DIM((PyArrayObject *)obj, 0) < 1) {
+        PyErr_SetString(PyExc_ValueError,
+                        "offsets must be a C-contiguous native int64 1-d array of length >= 1 "
+                        "(internal)");
+        return NULL;
+    }
+    PyArrayObject *a = (PyArrayObject *)obj;
+    const npy_intp len = PyArray_DIM(a, 0);
+    const ptrdiff_t nseg = (ptrdiff_t)len - 1;
+    /* rows = outer rows x nseg must not overflow (x may be a broadcast view) */
+    if (job->rows > 0 && nseg > PTRDIFF_MAX / job->rows) {
+        PyErr_SetString(PyExc_ValueError, "too many groups x rows (internal)");
+        return NULL;
+    }
+    int64_t *copy = malloc((size_t)len * sizeof(int64_t));
+    if (copy == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    memcpy(copy, PyArray_DATA(a), (size_t)len * sizeof(int64_t));
+    int64_t longest = 0;
+    int ok = copy[0] >= 0 && copy[len - 1] <= (int64_t)n;
+    for (npy_intp g = 0; ok && g < nseg; g++) {
+        /* compared before subtracting: a huge negative value must not overflow */
+        ok = copy[g + 1] >= copy[g];
+        if (ok && copy[g + 1] - copy[g] > longest) {
+            longest = copy[g + 1] - copy[g];
+        }
+    }
+    if (!ok) {
+        free(copy);
+        PyErr_SetString(PyExc_ValueError,
+                        "offsets must be non-decreasing, from >= 0 to <= x.shape[-1] (internal)");
+        return NULL;
+    }
+    job->offsets = copy;
+    job->nseg = nseg;
+    job->rows *= nseg;
+    job->n = (ptrdiff_t)longest;
+    return copy;
+}
+
+/* softmax (grouped = 0) and segment_softmax, whose offsets come 4th. */
+static PyObject *
+softmax_call(PyObject *args, int grouped)
+{
+    PyObject *x_obj, *out_obj, *mask_obj, *offsets_obj = NULL;
     double c_hi, c_lo;
     int log_mode, accuracy = -1;
-    if (!PyArg_ParseTuple(args, "OOOddp|i", &x_obj, &out_obj, &mask_obj, &c_hi, &c_lo,
-                          &log_mode, &accuracy)) {
+    if (!(grouped ? PyArg_ParseTuple(args, "OOOOddp|i", &x_obj, &out_obj, &mask_obj,
+                                     &offsets_obj, &c_hi, &c_lo, &log_mode, &accuracy)
+                  : PyArg_ParseTuple(args, "OOOddp|i", &x_obj, &out_obj, &mask_obj, &c_hi,
+                                     &c_lo, &log_mode, &accuracy))) {
         return NULL;
     }
     PyArrayObject *x = as_float_array(x_obj, "x", 0);
@@ -194,16 +254,99 @@ core_softmax(PyObject *self, PyObject *args)
     }
     sm_job job;
     job_init(&job, x, out, 1, mask, PyArray_NDIM(x) - 1);
+    int64_t *groups = NULL;
+    if (offsets_obj != NULL &&
+        (groups = job_groups(&job, offsets_obj, PyArray_DIM(x, PyArray_NDIM(x) - 1))) == NULL) {
+        return NULL;
+    }
     job.mode = log_mode ? SM_MODE_LOG : SM_MODE_SOFTMAX;
     job.fast = resolve_fast(accuracy);
     job.sc.negate = c_hi < 0;
     job.sc.c_hi = fabs(c_hi);
     job.sc.c_lo = job.sc.negate ? -c_lo : c_lo;
     job.sc.scaled = !(c_hi == 1.0 && c_lo == 0.0);
-    if (job.n == 0) {
-        Py_RETURN_NONE;
+    /* n == 0: no entries to write (with groups: every group is empty) */
+    PyObject *r = job.n == 0 ? Py_NewRef(Py_None) : run_job(&job);
+    free(groups);
+    return r;
+}
+
+PyDoc_STRVAR(softmax_doc,
+"softmax(x, out, where, c_hi, c_lo, log_mode, accuracy=-1)\n--\n\n"
+"Internal: softmax (log_mode=False) or log_softmax along the last axis of\n"
+"x into out, with scores (x * c) and c = c_hi + c_lo; accuracy 0 high,\n"
+"1 fast, -1 the process default. Use softmax.softmax.");
+
+static PyObject *
+core_softmax(PyObject *self, PyObject *args)
+{
+    return softmax_call(args, 0);
+}
+
+PyDoc_STRVAR(segment_softmax_doc,
+"segment_softmax(x, out, where, offsets, c_hi, c_lo, log_mode, accuracy=-1)\n--\n\n"
+"Internal: softmax as softmax() but over each group g of the last axis,\n"
+"positions offsets[g] .. offsets[g+1]-1 (offsets: C-contiguous int64, 1-d,\n"
+"non-decreasing, within the axis). Entries outside [offsets[0], offsets[-1])\n"
+"are neither read nor written; an empty group writes nothing.");
+
+static PyObject *
+core_segment_softmax(PyObject *self, PyObject *args)
+{
+    return softmax_call(args, 1);
+}
+
+/* logsumexp (grouped = 0: out of shape x.shape[:-1]) and segment_logsumexp
+ * (offsets 4th, out of shape x.shape[:-1] + (nseg,)). */
+static PyObject *
+logsumexp_call(PyObject *args, int grouped)
+{
+    PyObject *x_obj, *out_obj, *mask_obj, *offsets_obj = NULL;
+    int accuracy = -1;
+    if (!(grouped ? PyArg_ParseTuple(args, "OOOO|i", &x_obj, &out_obj, &mask_obj, &offsets_obj,
+                                     &accuracy)
+                  : PyArg_ParseTuple(args, "OOO|i", &x_obj, &out_obj, &mask_obj, &accuracy))) {
+        return NULL;
     }
-    return run_job(&job);
+    PyArrayObject *x = as_float_array(x_obj, "x", 0);
+    PyArrayObject *out = x ? as_float_array(out_obj, "out", 1) : NULL;
+    if (out == NULL) {
+        return NULL;
+    }
+    const int nd = PyArray_NDIM(x);
+    const char *shape_msg =
+        offsets_obj != NULL
+            ? "out must have x's dtype and shape x.shape[:-1] + (nseg,) (internal)"
+            : "out must have x's dtype and shape x.shape[:-1] (internal)";
+    if (nd < 1 || PyArray_TYPE(x) != PyArray_TYPE(out) ||
+        PyArray_NDIM(out) != (offsets_obj != NULL ? nd : nd - 1) || !same_lead(x, out, nd - 1)) {
+        PyErr_SetString(PyExc_ValueError, shape_msg);
+        return NULL;
+    }
+    PyArrayObject *mask;
+    if (as_mask(mask_obj, x, &mask) < 0) {
+        return NULL;
+    }
+    sm_job job;
+    job_init(&job, x, out, 0, mask, nd - 1);
+    int64_t *groups = NULL;
+    if (offsets_obj != NULL) {
+        if ((groups = job_groups(&job, offsets_obj, PyArray_DIM(x, nd - 1))) == NULL) {
+            return NULL;
+        }
+        if (PyArray_DIM(out, nd - 1) != job.nseg) {
+            free(groups);
+            PyErr_SetString(PyExc_ValueError, shape_msg);
+            return NULL;
+        }
+        job.seg_out_stride = PyArray_STRIDE(out, nd - 1);
+    }
+    job.mode = SM_MODE_LSE;
+    job.fast = resolve_fast(accuracy);
+    job.sc.c_hi = 1.0;
+    PyObject *r = run_job(&job);
+    free(groups);
+    return r;
 }
 
 PyDoc_STRVAR(logsumexp_doc,
@@ -215,32 +358,19 @@ PyDoc_STRVAR(logsumexp_doc,
 static PyObject *
 core_logsumexp(PyObject *self, PyObject *args)
 {
-    PyObject *x_obj, *out_obj, *mask_obj;
-    int accuracy = -1;
-    if (!PyArg_ParseTuple(args, "OOO|i", &x_obj, &out_obj, &mask_obj, &accuracy)) {
-        return NULL;
-    }
-    PyArrayObject *x = as_float_array(x_obj, "x", 0);
-    PyArrayObject *out = x ? as_float_array(out_obj, "out", 1) : NULL;
-    if (out == NULL) {
-        return NULL;
-    }
-    const int nd = PyArray_NDIM(x);
-    if (nd < 1 || PyArray_TYPE(x) != PyArray_TYPE(out) || !same_shape(x, out, nd - 1)) {
-        PyErr_SetString(PyExc_ValueError,
-                        "out must have x's dtype and shape x.shape[:-1] (internal)");
-        return NULL;
-    }
-    PyArrayObject *mask;
-    if (as_mask(mask_obj, x, &mask) < 0) {
-        return NULL;
-    }
-    sm_job job;
-    job_init(&job, x, out, 0, mask, nd - 1);
-    job.mode = SM_MODE_LSE;
-    job.fast = resolve_fast(accuracy);
-    job.sc.c_hi = 1.0;
-    return run_job(&job);
+    return logsumexp_call(args, 0);
+}
+
+PyDoc_STRVAR(segment_logsumexp_doc,
+"segment_logsumexp(x, out, where, offsets, accuracy=-1)\n--\n\n"
+"Internal: logsumexp of each group g of x's last axis (offsets as for\n"
+"segment_softmax) into out[..., g], out of shape x.shape[:-1] + (nseg,);\n"
+"an empty or fully masked group gives -inf.");
+
+static PyObject *
+core_segment_logsumexp(PyObject *self, PyObject *args)
+{
+    return logsumexp_call(args, 1);
 }
 
 /*
@@ -783,6 +913,8 @@ static PyMethodDef core_methods[] = {
     {"group_order", core_group_order, METH_VARARGS, group_order_doc},
     {"softmax", core_softmax, METH_VARARGS, softmax_doc},
     {"logsumexp", core_logsumexp, METH_VARARGS, logsumexp_doc},
+    {"segment_softmax", core_segment_softmax, METH_VARARGS, segment_softmax_doc},
+    {"segment_logsumexp", core_segment_logsumexp, METH_VARARGS, segment_logsumexp_doc},
     {"fast", (PyCFunction)(void (*)(void))core_fast, METH_FASTCALL, fast_doc},
     {"set_num_threads", core_set_num_threads, METH_O, "Internal: the thread limit."},
     {"get_num_threads", core_get_num_threads, METH_NOARGS, "Internal: the thread limit."},
