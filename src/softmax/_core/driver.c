@@ -123,11 +123,12 @@ pad32(ptrdiff_t n)
     return (n + SM_MAX_LANES - 1) / SM_MAX_LANES * SM_MAX_LANES;
 }
 
+/* n padded to whole vectors, as load pads the scratch */
 static ptrdiff_t
-pad_lanes(const sm_job *job, ptrdiff_t n)
+pad_width(const sm_job *job, ptrdiff_t n)
 {
-    const ptrdiff_t l = job->tg->lanes;
-    return (n + l - 1) / l * l;
+    const ptrdiff_t w = job->tg->width;
+    return (n + w - 1) / w * w;
 }
 
 /*
@@ -177,11 +178,27 @@ exps_after_stage(const sm_job *job, double *v, ptrdiff_t n)
     return (float *)(v + (n * isz + 7) / 8 + 1);
 }
 
-/* The lanes' sums in a fixed order: the row's sum of the non-maxima. */
+/*
+ * The lanes' sums in a fixed order: the row's sum of the non-maxima.
+ * `lanes` may stop at the row's length: element j goes to lane j mod lanes,
+ * so the lanes past n hold exact zeros, and adding them changes no bit.
+ * full: lo, tiny_hi and tiny_lo hold sums too (float64's double kernels;
+ * the others leave them unwritten).
+ */
 static void
-acc_reduce(const sm_acc *acc, int lanes, double *hi, double *lo)
+acc_reduce(const sm_acc *acc, int lanes, int full, double *hi, double *lo)
 {
     double s = 0.0, c = 0.0, t = 0.0;
+    if (!full) {
+        for (int l = 0; l < lanes; l++) {
+            double e;
+            two_sum(s, acc->hi[l], &s, &e);
+            c += e;
+        }
+        *hi = s + c;
+        *lo = c - (*hi - s);
+        return;
+    }
     for (int l = 0; l < lanes; l++) {
         double e;
         two_sum(s, acc->hi[l], &s, &e);
@@ -194,6 +211,13 @@ acc_reduce(const sm_acc *acc, int lanes, double *hi, double *lo)
     }
     *hi = s + c;
     *lo = c - (*hi - s);
+}
+
+/* The accumulators a row of n entries reaches (the others stay 0). */
+static int
+used_lanes(int lanes, ptrdiff_t n)
+{
+    return n < lanes ? (int)n : lanes;
 }
 
 /* Writes a row that is not finite: NaN, +inf entries sharing, or empty. */
@@ -332,11 +356,10 @@ row_whole32(const sm_job *job, const sm_row *row, double *v, char *lse_out)
                 ? (float *)row->out
                 : exps_after_stage(job, v, row->n);
     }
-    sm_acc acc;
-    memset(&acc, 0, sizeof(acc));
+    sm_acc acc;   /* written by expsum */
     K->expsum(src, row->n, m, &job->sc, e, &acc);
     double hi, lo, r_hi, r_lo;
-    acc_reduce(&acc, job->tg->lanes32, &hi, &lo);
+    acc_reduce(&acc, used_lanes(job->tg->lanes32, row->n), 0, &hi, &lo);
     dd_add(acc.count - 1.0, 0.0, hi, lo, &r_hi, &r_lo);
     finish_row32(job, row, src, e, m, r_hi, r_lo, lse_out);
 }
@@ -357,11 +380,10 @@ row_whole(const sm_job *job, const sm_row *row, double *v, char *lse_out)
         write_special(job, row, kind, k, lse_out);
         return;
     }
-    sm_acc acc;
-    memset(&acc, 0, sizeof(acc));
-    K->expsum(v, pad_lanes(job, row->n), m, &job->sc, job->mode == SM_MODE_SOFTMAX, &acc);
+    sm_acc acc;   /* written by expsum */
+    K->expsum(v, pad_width(job, row->n), m, &job->sc, job->mode == SM_MODE_SOFTMAX, &acc);
     double hi, lo, r_hi, r_lo;
-    acc_reduce(&acc, job->tg->lanes, &hi, &lo);
+    acc_reduce(&acc, used_lanes(job->tg->lanes, row->n), job->dtype == SM_F64, &hi, &lo);
     dd_add(acc.count - 1.0, 0.0, hi, lo, &r_hi, &r_lo);
     finish_row(job, row, v, 0, m, r_hi, r_lo, lse_out);
 }
@@ -389,10 +411,9 @@ seg_part32(const sm_job *job, const sm_row *seg, double *v, sm_part *p)
     p->kind = K->load(seg, job->sc.negate, v, &src, &p->m);
     p->hi = p->lo = p->count = 0.0;
     if (p->kind == SM_ROW_FINITE) {
-        sm_acc acc;
-        memset(&acc, 0, sizeof(acc));
+        sm_acc acc;   /* written by expsum */
         K->expsum(src, seg->n, p->m, &job->sc, NULL, &acc);
-        acc_reduce(&acc, job->tg->lanes32, &p->hi, &p->lo);
+        acc_reduce(&acc, used_lanes(job->tg->lanes32, seg->n), 0, &p->hi, &p->lo);
         p->count = acc.count;
     }
     else if (p->kind == SM_ROW_POSINF) {
@@ -411,10 +432,10 @@ seg_part(const sm_job *job, const sm_row *seg, double *v, sm_part *p)
     p->kind = K->load(seg, job->sc.negate, v, &p->m);
     p->hi = p->lo = p->count = 0.0;
     if (p->kind == SM_ROW_FINITE) {
-        sm_acc acc;
-        memset(&acc, 0, sizeof(acc));
-        K->expsum(v, pad_lanes(job, seg->n), p->m, &job->sc, 0, &acc);
-        acc_reduce(&acc, job->tg->lanes, &p->hi, &p->lo);
+        sm_acc acc;   /* written by expsum */
+        K->expsum(v, pad_width(job, seg->n), p->m, &job->sc, 0, &acc);
+        acc_reduce(&acc, used_lanes(job->tg->lanes, seg->n), job->dtype == SM_F64, &p->hi,
+                   &p->lo);
         p->count = acc.count;
     }
     else if (p->kind == SM_ROW_POSINF) {
@@ -672,7 +693,7 @@ column_sum(const sm_job *job, const double *acc, ptrdiff_t ncols, ptrdiff_t l, d
         one.tiny_lo[k] = k < used && f64 ? acc[3 * plane + o] : 0.0;
     }
     double hi, lo;
-    acc_reduce(&one, lanes, &hi, &lo);
+    acc_reduce(&one, lanes, 1, &hi, &lo);
     dd_add(acc[4 * plane + l] - 1.0, 0.0, hi, lo, r_hi, r_lo);
 }
 
@@ -688,7 +709,7 @@ column_sum32(const sm_job *job, const double *acc, ptrdiff_t ncols, ptrdiff_t l,
         one.hi[k] = acc[k * ncols + l];
     }
     double hi, lo;
-    acc_reduce(&one, lanes, &hi, &lo);
+    acc_reduce(&one, lanes, 1, &hi, &lo);
     dd_add(acc[(ptrdiff_t)lanes * ncols + l] - 1.0, 0.0, hi, lo, r_hi, r_lo);
 }
 

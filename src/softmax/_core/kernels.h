@@ -68,10 +68,11 @@ typedef struct {
 /* The vector kernels of one SIMD target, one entry per input dtype. */
 typedef struct {
     /* v[0..pad) = sign * x with masked entries -inf, padded with -inf to a
-     * multiple of `lanes`; *m = max of v. Returns the SM_ROW_* kind. */
+     * multiple of `width`; *m = max of v. Returns the SM_ROW_* kind. */
     int (*load)(const sm_row *row, int negate, double *v, double *m);
-    /* acc += exp((v - m) c) over v[0..npad) (npad a multiple of lanes);
-     * with store != 0 also v[j] = exp(...) */
+    /* acc = sum of exp((v - m) c) over v[0..npad) (npad a multiple of
+     * width; element j to accumulator j mod lanes), overwritten: count and lanes [0, lanes) of hi, and of lo,
+     * tiny_hi, tiny_lo for float64 only; with store != 0 also v[j] = exp(...) */
     void (*expsum)(double *v, ptrdiff_t npad, double m, const sm_scale *sc, int store,
                    sm_acc *acc);
     /* out = e * (inv_hi + inv_lo) from stored e (exp == 0) or from v, m (exp == 1) */
@@ -106,8 +107,9 @@ typedef struct {
      * x's type) filled here; m == NULL: only *src (no scan, returns
      * SM_ROW_FINITE) */
     int (*load)(const sm_row *row, int negate, void *stage, const void **src, double *m);
-    /* acc += exp((v - m) c) over the non-maxima of src[0..n) (acc->hi only;
-     * acc->count counts the maxima); e != NULL: also e[j] = exp(...) */
+    /* acc = sum of exp((v - m) c) over the non-maxima of src[0..n),
+     * overwritten (acc->hi's lanes32 lanes only; acc->count counts the
+     * maxima); e != NULL: also e[j] = exp(...) */
     void (*expsum)(const void *src, ptrdiff_t n, double m, const sm_scale *sc, float *e,
                    sm_acc *acc);
     /* out = e * inv, from e (stored exps) or, e == NULL, recomputed from src */

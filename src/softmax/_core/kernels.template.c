@@ -75,7 +75,9 @@ static int
 SM_FN(load)(const sm_row *row, int negate, double *v, double *m_out)
 {
     const ptrdiff_t n = row->n;
-    const ptrdiff_t npad = (n + SM_L - 1) / SM_L * SM_L;
+    /* padded to whole vectors, not whole rounds of SM_U vectors: a short
+     * row (n <= SM_W) then costs one vector in every pass, not SM_U */
+    const ptrdiff_t npad = (n + SM_W - 1) / SM_W * SM_W;
     const double sign = negate ? -1.0 : 1.0;
     vd mx[SM_U];
     vb nan = vd_lt(vd_set1(0.0), vd_set1(0.0));
@@ -97,19 +99,32 @@ SM_FN(load)(const sm_row *row, int negate, double *v, double *m_out)
         }
     }
     const ptrdiff_t scanned = j;
+    /* A short rest (a short row, or the tail of a contiguous one) is scanned
+     * as it is stored: read back as vectors right after its scalar stores,
+     * it stalled on store forwarding, a third of a short row's load. The
+     * max does not depend on the order it is taken in (only the signs of
+     * zeros could, and a zero max that is a lone maximum is exact). */
+    const int short_rest = n - scanned < SM_L;
+    double m_rest = -HUGE_VAL;
+    int nan_rest = 0;
     for (; j < n; j++) {
         if (row->mask != NULL && !row->mask[j * row->mask_stride]) {
             v[j] = -HUGE_VAL;
         }
         else {
-            v[j] = sign * LOAD1(row->x + j * row->x_stride);
+            const double a = sign * LOAD1(row->x + j * row->x_stride);
+            v[j] = a;
+            if (short_rest) {
+                nan_rest |= a != a;
+                m_rest = a > m_rest ? a : m_rest;
+            }
         }
     }
     for (; j < npad; j++) {
         v[j] = -HUGE_VAL;
     }
-    for (j = scanned; j < npad; j += SM_L) {
-        for (int u = 0; u < SM_U; u++) {
+    for (j = short_rest ? npad : scanned; j < npad; j += SM_L) {
+        for (int u = 0; u < SM_U && j + u * SM_W < npad; u++) {
             vd a = vd_load(v + j + u * SM_W);
             nan = vb_or(nan, vd_unord(a, a));
             mx[u] = vd_max(mx[u], a);
@@ -119,12 +134,14 @@ SM_FN(load)(const sm_row *row, int negate, double *v, double *m_out)
     for (int u = 0; u < SM_U; u++) {
         vd_store(lanes + u * SM_W, mx[u]);
     }
-    double m = -HUGE_VAL;
-    for (int l = 0; l < SM_L; l++) {
+    /* lanes at and past n saw only the -inf padding: a short row scans its own */
+    const int used = n < SM_L ? (int)n : SM_L;
+    double m = m_rest;
+    for (int l = 0; l < used; l++) {
         m = lanes[l] > m ? lanes[l] : m;
     }
     *m_out = m;
-    if (vb_any(nan)) {
+    if (vb_any(nan) || nan_rest) {
         return SM_ROW_NAN;
     }
     if (m == HUGE_VAL) {
@@ -162,7 +179,10 @@ SM_FN(term)(const sm_exp_table *tab, vd v, vd vm, int scaled, vd c_hi, vd c_lo,
     *cnt = vd_add_masked(top, *cnt, vd_set1(1.0));
 #if EXACT_DD
     vd t_e = vd_select(top, zero, e);
-    vb tiny = vd_lt(y_hi, vd_set1(-708.0));
+    /* -inf (the padding of a short row, masked entries) is left out: its
+     * exp is 0 either way, and counting it as tiny sent every padded row
+     * through a second exp */
+    vb tiny = vb_and(vd_lt(y_hi, vd_set1(-708.0)), vd_lt(vd_set1(-HUGE_VAL), y_hi));
     if (vb_any(tiny)) {
         /* Subnormal terms would each be rounded to the fixed quantum
          * 2^-1074, and those errors add up when the rest sum is itself tiny
@@ -233,7 +253,9 @@ SM_FN(expsum_loop)(double *v, ptrdiff_t npad, vd vm, vd c_hi, vd c_lo, const int
 {
     const sm_exp_table tab = sm_table_load(sm_exp_bits, sm_exp_tail);
     for (ptrdiff_t j = 0; j < npad; j += SM_L) {
-        for (int u = 0; u < SM_U; u++) {
+        /* the last round may hold fewer than SM_U vectors (npad is whole
+         * vectors); vector u still goes to accumulator u */
+        for (int u = 0; u < SM_U && j + u * SM_W < npad; u++) {
             double *p = v + j + u * SM_W;
             vd e = SM_FN(term)(&tab, vd_load(p), vm, scaled, c_hi, c_lo, &a[u], cnt);
             if (store) {
@@ -243,6 +265,8 @@ SM_FN(expsum_loop)(double *v, ptrdiff_t npad, vd vm, vd c_hi, vd c_lo, const int
     }
 }
 
+/* acc = the sums (overwritten, not added to: the caller need not clear its
+ * 1 KB first, which for a row of a few entries cost as much as the entries) */
 static void
 SM_FN(expsum)(double *v, ptrdiff_t npad, double m, const sm_scale *sc, int store, sm_acc *acc)
 {
@@ -250,8 +274,12 @@ SM_FN(expsum)(double *v, ptrdiff_t npad, double m, const sm_scale *sc, int store
     vd cnt = vd_set1(0.0);
     SM_FN(sums) a[SM_U];
     for (int u = 0; u < SM_U; u++) {
-        const ptrdiff_t o = u * SM_W;
-        a[u] = SM_FN(sums_load)(acc->hi + o, acc->lo + o, acc->tiny_hi + o, acc->tiny_lo + o);
+        /* field by field: a memset of the array became a `rep stos`, whose
+         * start-up alone was a sixth of a short row's expsum */
+        a[u].s = a[u].comp = vd_set1(0.0);
+#if EXACT_DD
+        a[u].ts = a[u].tc = vd_set1(0.0);
+#endif
     }
     /* four copies of the loop, each without a branch inside */
     if (sc->scaled) {
@@ -270,6 +298,7 @@ SM_FN(expsum)(double *v, ptrdiff_t npad, double m, const sm_scale *sc, int store
     }
     double c[SM_W];
     vd_store(c, cnt);
+    acc->count = 0.0;
     for (int l = 0; l < SM_W; l++) {
         acc->count += c[l];
     }

@@ -142,7 +142,8 @@ SM_FN(load32)(const sm_row *row, int negate, void *stage, const void **src, doub
         for (int l = 0; l < SM_LF; l++) {
             t[l] = j + l < n ? x[j + l] : NEGINF_T;
         }
-        for (int u = 0; u < SM_UF; u++) {
+        /* only the vectors that hold entries (a short row: one, not SM_UF) */
+        for (int u = 0; u < SM_UF && j + u * SM_WF < n; u++) {
             const vf a = LOADF(t + u * SM_WF);
             nan = vbf_or(nan, vf_unord(a, a));
             mx[u] = vf_max(mx[u], a);
@@ -152,8 +153,10 @@ SM_FN(load32)(const sm_row *row, int negate, void *stage, const void **src, doub
     for (int u = 0; u < SM_UF; u++) {
         vf_store(lanes + u * SM_WF, mx[u]);
     }
+    /* lanes at and past n saw only the -inf padding: a short row scans its own */
+    const int used = n < SM_LF ? (int)n : SM_LF;
     float m = -HUGE_VALF;
-    for (int l = 0; l < SM_LF; l++) {
+    for (int l = 0; l < used; l++) {
         m = lanes[l] > m ? lanes[l] : m;
     }
     *m_out = (double)m;
@@ -189,10 +192,12 @@ SM_FN(term32)(vf v, const SM_FN(ctx32) *c, const int scaled, const int store, vf
     /* not a maximum, and above e^-86 (which also drops -inf and NaN lanes) */
     *part = vf_add_masked(vf_ge_and(vbf_not(top), y_hi, vf_set1(SM_EXPF_TINY)), *part, e);
 #if EXACT32
-    const vbf tiny = vf_lt(y_hi, vf_set1(SM_EXPF_TINY));
+    /* only [e^-130, e^-86) is summed apart: the -inf padding of a short row
+     * (and masked entries) must not send it through the flush every time */
+    const vbf tiny = vf_ge_and(vf_lt(y_hi, vf_set1(SM_EXPF_TINY)), y_hi, vf_set1(-130.0f));
     if (vbf_any(tiny)) {
         const vf lifted = sm_vexpf_lifted(ep);
-        *tpart = vf_add_masked(vf_ge_and(tiny, y_hi, vf_set1(-130.0f)), *tpart, lifted);
+        *tpart = vf_add_masked(tiny, *tpart, lifted);
         *tseen = 1;
     }
 #else
@@ -254,7 +259,7 @@ SM_FN(expsum32_loop)(const IN_T *x, ptrdiff_t n, const SM_FN(ctx32) *cp, const i
         part[u] = vf_set1(0.0f);
         tpart[u] = vf_set1(0.0f);
         for (int h = 0; h < SM_HALVES; h++) {
-            dacc[u * SM_HALVES + h] = vd_load(acc->hi + u * SM_WF + h * SM_W);
+            dacc[u * SM_HALVES + h] = vd_set1(0.0);
         }
     }
     ptrdiff_t j = 0;
@@ -283,7 +288,8 @@ SM_FN(expsum32_loop)(const IN_T *x, ptrdiff_t n, const SM_FN(ctx32) *cp, const i
         for (int l = 0; l < SM_LF; l++) {
             t[l] = j + l < n ? x[j + l] : NEGINF_T;
         }
-        for (int u = 0; u < SM_UF; u++) {
+        /* vectors past n would add exact zeros to their partials: skipped */
+        for (int u = 0; u < SM_UF && j + u * SM_WF < n; u++) {
             const vf e = SM_FN(term32)(LOADF(t + u * SM_WF), c, scaled, store, &part[u],
                                        &tpart[u], &tseen, &cnt);
             vf_store(et + u * SM_WF, e);
@@ -303,12 +309,14 @@ SM_FN(expsum32_loop)(const IN_T *x, ptrdiff_t n, const SM_FN(ctx32) *cp, const i
     }
     float cl[SM_WF];
     vf_store(cl, cnt);
+    acc->count = 0.0;
     for (int l = 0; l < SM_WF; l++) {
         acc->count += (double)cl[l];
     }
 }
 
-/* acc += the exps of src[0..n) (see above); e_out != NULL: also store them */
+/* acc->hi and acc->count = the sums of src[0..n) (see above), overwritten
+ * (the caller does not clear acc); e_out != NULL: also store the exps */
 static void
 SM_FN(expsum32)(const void *src, ptrdiff_t n, double m, const sm_scale *sc, float *e_out,
                 sm_acc *acc)

@@ -45,6 +45,7 @@ static inline vb vd_lt(vd a, vd b) { return _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ)
 static inline vb vd_eq(vd a, vd b) { return _mm512_cmp_pd_mask(a, b, _CMP_EQ_OQ); }
 static inline vb vd_unord(vd a, vd b) { return _mm512_cmp_pd_mask(a, b, _CMP_UNORD_Q); }
 static inline vb vb_or(vb a, vb b) { return (vb)(a | b); }
+static inline vb vb_and(vb a, vb b) { return (vb)(a & b); }
 static inline vb vb_not(vb a) { return (vb)~a; }
 /* m ? a + b : a, lane by lane */
 static inline vd vd_add_masked(vb m, vd a, vd b) { return _mm512_mask_add_pd(a, m, a, b); }
@@ -116,6 +117,7 @@ static inline vb vd_lt(vd a, vd b) { return _mm256_cmp_pd(a, b, _CMP_LT_OQ); }
 static inline vb vd_eq(vd a, vd b) { return _mm256_cmp_pd(a, b, _CMP_EQ_OQ); }
 static inline vb vd_unord(vd a, vd b) { return _mm256_cmp_pd(a, b, _CMP_UNORD_Q); }
 static inline vb vb_or(vb a, vb b) { return _mm256_or_pd(a, b); }
+static inline vb vb_and(vb a, vb b) { return _mm256_and_pd(a, b); }
 static inline vb vb_not(vb a) { return _mm256_xor_pd(a, _mm256_castsi256_pd(_mm256_set1_epi64x(-1))); }
 static inline vd vd_add_masked(vb m, vd a, vd b) { return _mm256_add_pd(a, _mm256_and_pd(m, b)); }
 static inline int vb_any(vb a) { return _mm256_movemask_pd(a) != 0; }
@@ -189,6 +191,7 @@ static inline vb vd_eq(vd a, vd b) { return vceqq_f64(a, b); }
 static inline vb vd_unord(vd a, vd b)
 { return veorq_u64(vandq_u64(vceqq_f64(a, a), vceqq_f64(b, b)), vdupq_n_u64(~0ULL)); }
 static inline vb vb_or(vb a, vb b) { return vorrq_u64(a, b); }
+static inline vb vb_and(vb a, vb b) { return vandq_u64(a, b); }
 static inline vb vb_not(vb a) { return veorq_u64(a, vdupq_n_u64(~0ULL)); }
 static inline vd vd_add_masked(vb m, vd a, vd b)
 { return vaddq_f64(a, vreinterpretq_f64_u64(vandq_u64(m, vreinterpretq_u64_f64(b)))); }
@@ -262,6 +265,7 @@ static inline vb vd_lt(vd a, vd b) { return a < b; }
 static inline vb vd_eq(vd a, vd b) { return a == b; }
 static inline vb vd_unord(vd a, vd b) { return a != a || b != b; }
 static inline vb vb_or(vb a, vb b) { return a | b; }
+static inline vb vb_and(vb a, vb b) { return a & b; }
 static inline vb vb_not(vb a) { return !a; }
 static inline vd vd_add_masked(vb m, vd a, vd b) { return m ? a + b : a; }
 static inline int vb_any(vb a) { return a != 0; }
