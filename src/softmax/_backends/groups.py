@@ -64,10 +64,10 @@ class Groups:
         order); None when `ids` is already sorted.
     """
 
-    ids: NDArray[np.int64]
     num_groups: int
     offsets: NDArray[np.int64]
     order: NDArray[np.int64] | None
+    given_ids: NDArray[np.int64] | None = None  # None: from offsets, built when asked for
 
     @classmethod
     def from_ids(cls, ids: NDArray[np.int64], num_groups: int) -> Groups:
@@ -78,18 +78,23 @@ class Groups:
         ordered = ids.size < 2 or bool(np.all(ids[1:] >= ids[:-1]))
         # a counting sort in the core: O(n), where argsort takes ~20x longer
         order = None if ordered else _core.group_order(ids, offsets)
-        return cls(ids, num_groups, offsets, order)
+        return cls(num_groups, offsets, order, ids)
 
     @classmethod
     def from_offsets(cls, offsets: NDArray[np.int64]) -> Groups:
         """From checked CSR offsets (0 first, n last, non-decreasing)."""
-        num = offsets.size - 1
-        ids = np.repeat(np.arange(num, dtype=np.int64), np.diff(offsets))
-        return cls(ids, num, offsets, None)
+        return cls(offsets.size - 1, offsets, None)
+
+    @functools.cached_property
+    def ids(self) -> NDArray[np.int64]:
+        """The group of each entry (the C core's path never needs it for offsets)."""
+        if self.given_ids is not None:
+            return self.given_ids
+        return np.repeat(np.arange(self.num_groups, dtype=np.int64), np.diff(self.offsets))
 
     @property
     def n(self) -> int:
-        return int(self.ids.size)
+        return int(self.offsets[-1])
 
     @property
     def lengths(self) -> NDArray[np.int64]:
