@@ -18,12 +18,9 @@ logsumexp that cancels against a negative max to 1 or 2 ulp of the max, the
 README's documented exception) and edge rows to the exact rule (0 ulp; +0
 and -0 count as one value, two NaNs as equal).
 
-One deliberate mirror of the product: a multiplier ``ln(a) / T`` that
-overflows float64 is the hard max and one that underflows to 0 is the
-uniform limit (``parse_scale``'s documented rounding). The exact answer
-differs from that only when the scores themselves are subnormal (issue 15,
-section 6: ``softmax([3e-320, 0], temperature=1e-320)``), which
-tests/test_differential.py pins on its own.
+Every temperature in (0, inf) is taken exactly, however far ``ln(a) / T``
+lies outside float64 (``softmax([3e-320, 0], temperature=1e-320)`` is the
+softmax of [3, 0], not the hard max); only T = 0 and T = inf are limits.
 """
 
 from __future__ import annotations
@@ -72,11 +69,6 @@ def scale_of(temperature=1.0, base=None) -> Scale:
         if math.isinf(t):
             return Scale("finite", sign, mpmath.mpf(0))
         c = abs(ln) / mpmath.mpf(t)
-    rounded = ur.round_to(c, np.float64)
-    if math.isinf(rounded):
-        return Scale("hard", sign, None)  # parse_scale: 1/T beyond float64 is the hard max
-    if rounded == 0:
-        return Scale("finite", sign, mpmath.mpf(0))  # ... and below it the uniform limit
     return Scale("finite", sign, c)
 
 

@@ -173,9 +173,36 @@ def test_temperature_zero_edges():
     assert same(sm.softmax([inf, 3.0, inf], temperature=0), [0.5, 0.0, 0.5])
     assert same(sm.softmax([1.0, 2.0, 1.0], temperature=0, base=0.5), [0.5, 0.0, 0.5])
     assert same(sm.softmax([1.0, 9.0, 5.0], temperature=0, where=[True, False, True]), [0, 0, 1])
-    # a temperature so small that 1/T overflows is the hard max too
+    # 1/T beyond float64 is not the hard max, but a gap of 2**-52 times it is
     assert same(sm.softmax([1.0, 1.0 + 2**-52], temperature=5e-324), [0.0, 1.0])
     assert same(sm.softmax(np.float32([1, 2, 2]), temperature=0), np.float32([0, 0.5, 0.5]))
+
+
+@pytest.mark.parametrize("log", [False, True])
+def test_temperature_whose_reciprocal_overflows_is_exact(log):
+    """T > 0 is never the hard max: x / T of subnormal scores is moderate."""
+    import exact_oracle as eo
+
+    f = sm.log_softmax if log else sm.softmax
+    x = np.array([[3e-320, 0.0, -inf], [1e300, 1e300 * (1 - 2**-52), 0.0],
+                  [5e-321, 5e-321, -5e-321], [-inf, 5e-321, inf], [-inf, -inf, -inf],
+                  [5e-321, nan, 0.0]])
+    for t, base in ((1e-320, None), (5e-324, None), (2e-310, 0.5), (1e-306, 1e300)):
+        got = f(x, temperature=t, base=base)
+        eo.check_softmax_rows(got, x, log=log, scale=eo.scale_of(t, base), dtype=np.float64,
+                              what=f"T={t} base={base}")
+        cols = f(np.ascontiguousarray(x.T), axis=0, temperature=t, base=base)
+        assert same(cols.T, got)
+    e3 = math.exp(3.0)
+    assert ur_close(sm.softmax([3e-320, 0.0], temperature=1e-320), [e3 / (1 + e3), 1 / (1 + e3)])
+    assert same(sm.softmax([1e300, 1e300 * (1 - 2**-52)], temperature=1e-320), [1.0, 0.0])
+
+
+def ur_close(got, want):
+    """Within 2 ulp (float64)."""
+    import ulp_reference as ur
+
+    return ur.ulp_distance(np.asarray(got, np.float64), np.asarray(want, np.float64)).max() <= 2
 
 
 def test_temperature_inf_is_uniform_over_finite_kept_entries():
