@@ -37,14 +37,12 @@ __all__ = ["BOUND", "CANCEL_BOUND", "Scale", "scale_of", "row_reference",
 
 BOUND = {np.dtype(np.float16): 1, np.dtype(np.float32): 1, np.dtype(np.float64): 2}
 CANCEL_BOUND = {np.dtype(np.float16): 1, np.dtype(np.float32): 1, np.dtype(np.float64): 2}
-# Known product bug (issue 15 follow-up, pinned strict-xfail in
-# tests/test_differential.py::test_score_gap_beyond_float64_with_temperature_above_one):
-# with c = |ln a| / T < 1, an entry whose gap to the row's max overflows
-# float64 (x_j - max = -inf, e.g. [1.7e308, -1.7e308]) gets p = 0 / log p = -inf
-# on every path, where the exact c * (x_j - max) is finite (T = 2: log p = -1.7e308;
-# T = 1e306: p = 2.2e-148). Those entries alone accept 0 / -inf until it is fixed;
-# set False to see them all fail.
-ALLOW_GAP_OVERFLOW = True
+# Fixed (tests/test_differential.py::test_score_gap_beyond_float64_with_temperature_above_one):
+# with c = |ln a| / T < 1, an entry whose gap to the row's max overflows float64
+# (x_j - max = -inf, e.g. [1.7e308, -1.7e308]) got p = 0 / log p = -inf on every
+# path, where the exact c * (x_j - max) is finite. True tolerates exactly that
+# answer on those entries; nothing is tolerated any more.
+ALLOW_GAP_OVERFLOW = False
 _EXACT = 2200  # bits: any difference of two float64 values is exact at this precision
 _DROP = -3000  # exp(y) for y below this rounds to 0 in every dtype, in every sum
 

@@ -212,6 +212,8 @@ def test_many_and_long_labels_still_fit_80_columns():
 @pytest.mark.parametrize("args, want", [
     # 1/T beyond a double: y = x / T is [3, 0] all the same
     (["a=3e-320", "b=0", "-t", "1e-320"], softmax_ref([3.0, 0.0])),
+    # a difference beyond a double, divided by T > 1: not a share of 0
+    (["a=1.7e308", "b=-1.7e308", "-t", "1e308"], softmax_ref([1.7, -1.7])),
 ])
 def test_steps_agree_with_softmax_beyond_the_float_range(args, want):
     r = run(*args, "--explain")

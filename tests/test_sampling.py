@@ -53,6 +53,7 @@ def test_frequencies_match_softmax(temperature):
 
 
 @pytest.mark.parametrize("logits, temperature", [
+    ([1.7e308, -1.7e308, 0.0], 1e308),   # x - max beyond a double; (x - max) / T is not
     ([3e-320, 0.0, -2e-320], 1e-320),    # 1/T beyond a double; x / T is [3, 0, -2]
 ])
 def test_frequencies_match_softmax_beyond_the_float_range(logits, temperature):

@@ -93,6 +93,14 @@ class PositiveScale(NamedTuple):
     def unit(self) -> bool:
         return self.c_hi == 1.0 and self.c_lo == 0.0 and self.c_exp == 0 and not self.hard
 
+    @property
+    def below_one(self) -> bool:
+        """|c| < 1: a difference of scores beyond the float range can still
+        give a finite c (v - m) (see `_shifted`)."""
+        if self.hard:
+            return False
+        return self.c_exp < 0 or (self.c_exp == 0 and (self.c_hi, self.c_lo) < (1.0, 0.0))
+
 
 def positive_scale(scale: Scale) -> PositiveScale:
     """The multiplier of ``v - m`` once the sign of c is folded into v."""
@@ -195,12 +203,24 @@ def _shifted(xp: Namespace, v: Array, m: Array, ps: PositiveScale, exact: bool, 
              ) -> tuple[Array, Array | None]:
     """y = |c| (v - m) as hi + lo, for finite v and m.
 
-    A difference of finite scores can overflow (1.7e308 - -1.7e308), and so
-    can its scaling by a large 1/T: y_hi is then -inf, exp(y) is 0, and the
-    low part (inf - inf = NaN in TwoSum) is meaningless. It is set to 0 so
-    that no NaN reaches a sum, a merge or a written entry.
+    A difference of finite scores can overflow (1.7e308 - -1.7e308). With
+    |c| >= 1, y is beyond the range too: y_hi is then -inf, exp(y) is 0,
+    and the low part (inf - inf = NaN in TwoSum) is set to 0 so that no NaN
+    reaches a sum, a merge or a written entry. With |c| < 1, c (v - m) can
+    be finite (log_softmax([1.7e308, -1.7e308], temperature=2) is
+    [0, -1.7e308]), so y is taken as 2|c| (v/2 - m/2), whose difference
+    cannot overflow. Halving and doubling are exact, so that is |c| (v - m)
+    bit for bit wherever v - m is finite, except that a subnormal v or m
+    can lose its last bit (y moves by under 2**-1075); it costs one product
+    per entry where a test for the overflow would cost more.
     """
     k, c_hi, c_lo = ps.c_exp, ps.c_hi, ps.c_lo
+    if ps.below_one:
+        v, m = v * 0.5, m * 0.5
+        if k:
+            k += 1
+        else:
+            c_hi, c_lo = c_hi * 2.0, c_lo * 2.0
     d_hi = v - m
     d_lo = None
     if exact:

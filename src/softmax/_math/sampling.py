@@ -175,8 +175,9 @@ def sample(logits: Any, *, temperature: float = 1.0, axis: int = -1, size: Size 
         if scale.kind == "uniform":
             y = xp.where(xp.isfinite(v), 0.0, v)
         else:
-            # Shift by the max: (v - m) / T <= 0 never overflows (and a 1 / T
-            # beyond float64 is applied exactly, see merge._shifted).
+            # Shift by the max: (v - m) / T <= 0 never overflows (a 1 / T beyond
+            # float64 is applied exactly, and a difference beyond it still gets
+            # its finite (v - m) / T: see merge._shifted).
             y = merge.shift(xp, v, xp.where(posinf_rows, 0.0, m), merge.positive_scale(scale),
                             float(xp.finfo(op.work).eps))
         # +inf entries share the mass: draw uniformly among them.

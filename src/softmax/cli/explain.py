@@ -85,13 +85,17 @@ def _shifted(z, ln_a, temperature):
     """(z - z*) ln(a) / T with z* the score of the largest: every value <= 0.
 
     The max-shifted scores without forming z ln(a) / T, which can overflow
-    (a tiny temperature, or scores near 1e308); a difference too large for
-    a double becomes -inf, whose weight e^-inf = 0 is the right limit.
+    (a tiny temperature, or scores near 1e308). A difference too large for
+    a double is taken in halves: for T > 1 its share need not be 0
+    (softmax([1.7e308, -1.7e308], temperature=1e308) is softmax([1.7, -1.7]));
+    what is still beyond a double is -inf, whose weight e^-inf = 0 is the
+    right limit.
     """
     ref = float(np.max(z)) if ln_a > 0 else float(np.min(z))
-    d = _scaled(z - ref, ln_a, temperature)
-    d[np.isnan(d)] = 0.0  # inf * 0: a scale that underflowed to 0 (uniform)
-    return d
+    d = z - ref
+    over = np.isinf(d)
+    d = _scaled(np.where(over, z / 2 - ref / 2, d), ln_a, temperature)
+    return np.where(over, 2 * d, d)
 
 
 def explain(scores, *, temperature=1.0, base=None, where=None, digits=4, log=False) -> str:
