@@ -18,12 +18,9 @@ logsumexp that cancels against a negative max to 1 or 2 ulp of the max, the
 README's documented exception) and edge rows to the exact rule (0 ulp; +0
 and -0 count as one value, two NaNs as equal).
 
-One deliberate mirror of the product: a multiplier ``ln(a) / T`` that
-overflows float64 is the hard max and one that underflows to 0 is the
-uniform limit (``parse_scale``'s documented rounding). The exact answer
-differs from that only when the scores themselves are subnormal (issue 15,
-section 6: ``softmax([3e-320, 0], temperature=1e-320)``), which
-tests/test_differential.py pins on its own.
+Every temperature in (0, inf) is taken exactly, however far ``ln(a) / T``
+lies outside float64 (``softmax([3e-320, 0], temperature=1e-320)`` is the
+softmax of [3, 0], not the hard max); only T = 0 and T = inf are limits.
 """
 
 from __future__ import annotations
@@ -40,14 +37,12 @@ __all__ = ["BOUND", "CANCEL_BOUND", "Scale", "scale_of", "row_reference",
 
 BOUND = {np.dtype(np.float16): 1, np.dtype(np.float32): 1, np.dtype(np.float64): 2}
 CANCEL_BOUND = {np.dtype(np.float16): 1, np.dtype(np.float32): 1, np.dtype(np.float64): 2}
-# Known product bug (issue 15 follow-up, pinned strict-xfail in
-# tests/test_differential.py::test_score_gap_beyond_float64_with_temperature_above_one):
-# with c = |ln a| / T < 1, an entry whose gap to the row's max overflows
-# float64 (x_j - max = -inf, e.g. [1.7e308, -1.7e308]) gets p = 0 / log p = -inf
-# on every path, where the exact c * (x_j - max) is finite (T = 2: log p = -1.7e308;
-# T = 1e306: p = 2.2e-148). Those entries alone accept 0 / -inf until it is fixed;
-# set False to see them all fail.
-ALLOW_GAP_OVERFLOW = True
+# Fixed (tests/test_differential.py::test_score_gap_beyond_float64_with_temperature_above_one):
+# with c = |ln a| / T < 1, an entry whose gap to the row's max overflows float64
+# (x_j - max = -inf, e.g. [1.7e308, -1.7e308]) got p = 0 / log p = -inf on every
+# path, where the exact c * (x_j - max) is finite. True tolerates exactly that
+# answer on those entries; nothing is tolerated any more.
+ALLOW_GAP_OVERFLOW = False
 _EXACT = 2200  # bits: any difference of two float64 values is exact at this precision
 _DROP = -3000  # exp(y) for y below this rounds to 0 in every dtype, in every sum
 
@@ -72,11 +67,6 @@ def scale_of(temperature=1.0, base=None) -> Scale:
         if math.isinf(t):
             return Scale("finite", sign, mpmath.mpf(0))
         c = abs(ln) / mpmath.mpf(t)
-    rounded = ur.round_to(c, np.float64)
-    if math.isinf(rounded):
-        return Scale("hard", sign, None)  # parse_scale: 1/T beyond float64 is the hard max
-    if rounded == 0:
-        return Scale("finite", sign, mpmath.mpf(0))  # ... and below it the uniform limit
     return Scale("finite", sign, c)
 
 

@@ -207,3 +207,20 @@ def test_many_and_long_labels_still_fit_80_columns():
     assert r.returncode == 0, r.stderr
     assert all(len(line) <= 80 for line in r.stdout.splitlines())
     assert "largest of 9 scores)" in r.stdout
+
+
+@pytest.mark.parametrize("args, want", [
+    # 1/T beyond a double: y = x / T is [3, 0] all the same
+    (["a=3e-320", "b=0", "-t", "1e-320"], softmax_ref([3.0, 0.0])),
+    # a difference beyond a double, divided by T > 1: not a share of 0
+    (["a=1.7e308", "b=-1.7e308", "-t", "1e308"], softmax_ref([1.7, -1.7])),
+])
+def test_steps_agree_with_softmax_beyond_the_float_range(args, want):
+    r = run(*args, "--explain")
+    assert r.returncode == 0, r.stderr
+    step2 = r.stdout[r.stdout.index("Step 2."):r.stdout.index("Step 3.")]
+    w = [numbers_after(step2, lab)[0] for lab in ("a", "b")]
+    assert [v / sum(w) for v in w] == pytest.approx(want, rel=1e-3)
+    text = " ".join(r.stdout.split())
+    said = text.split("the four steps above give the same numbers (largest difference: ")[1]
+    assert float(said.split(")")[0]) < 1e-12

@@ -189,3 +189,19 @@ def test_steps_are_bounded(steps):
     assert r.returncode == 2
     assert "--steps must be at most 1,000,000" in r.stderr
     assert len(r.stderr) < 500
+
+
+def test_sweep_agrees_with_softmax_beyond_the_float_range():
+    """Differences beyond a double (T > 1 gives them a share) and 1/T beyond
+    it (subnormal scores over a subnormal T): the library's answers."""
+    import numpy as np
+
+    import softmax as sm
+    from softmax.cli.sweep import sweep
+
+    for z, temps in (([1.7e308, -1.7e308, 0.0], [1.0, 2.0, 1e307, 1e308]),
+                     ([3e-320, 0.0, -1e-320], [1e-320, 5e-324, 1.0])):
+        z, temps = np.array(z), np.array(temps)
+        got = sweep(z, temps)
+        for t, row in zip(temps, got):
+            np.testing.assert_allclose(row, sm.softmax(z, temperature=t), rtol=1e-14, atol=0)

@@ -292,23 +292,18 @@ def test_issue_15_item_2_overflowing_differences_every_path(x):
         assert {"OnlineLogSumExp", "dask", "array-api-strict", "torch"} <= set(done)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 section 6: a temperature whose 1/T overflows "
-                   "is taken as the hard max even when the scores are subnormal, so x / T is "
-                   "exactly [3, 0] but the result is [1, 0] (the C core takes c = 1/T as a double)")
 def test_subnormal_scores_with_subnormal_temperature():
+    """1/T beyond float64 is not the hard max: x / T is exactly [3, 0] here."""
     x = np.array([[3e-320, 0.0]])
     got = sm.softmax(x, temperature=1e-320)
     exact = eo.Scale("finite", 1.0, 1 / eo.mpmath.mpf(1e-320))
     eo.check_softmax_rows(got, x, log=False, scale=exact, dtype=np.float64)
 
 
-@pytest.mark.xfail(strict=True, reason="product bug found by this file: with temperature > 1 (or "
-                   "|ln base| < 1) a score gap beyond float64 (x_j - max = -inf) gives p = 0 / "
-                   "log p = -inf on every path, where c * (x_j - max) is finite; "
-                   "exact_oracle.ALLOW_GAP_OVERFLOW tolerates it elsewhere until fixed")
 @pytest.mark.parametrize("log, temperature, base", [(True, 2.0, None), (False, 1e306, None),
                                                      (True, 1.0, 1 + 2**-30)])
 def test_score_gap_beyond_float64_with_temperature_above_one(monkeypatch, log, temperature, base):
+    """With |c| < 1 a gap x_j - max beyond float64 still has a finite c (x_j - max)."""
     monkeypatch.setattr(eo, "ALLOW_GAP_OVERFLOW", False)
     x = np.array([[1.7e308, -1.7e308, 0.0]])
     scale = eo.scale_of(temperature, base)
@@ -320,3 +315,72 @@ def test_dask_log_softmax_with_scaled_max_beyond_float64():
     x = np.array([[np.finfo(np.float64).max, 1.0]])
     got = sm.log_softmax(da.from_array(x, chunks=(1, 1)), temperature=1e-300, base=10.0)
     np.testing.assert_array_equal(got.compute(scheduler="synchronous"), [[0.0, -np.inf]])
+
+
+# ---- a multiplier beyond float64, and score gaps beyond it: every path ------------
+
+BIG = np.finfo(np.float64).max
+
+
+def _long_row(values, n=140_000):
+    """A row longer than the core's row cache (segments, merged), tiled from `values`."""
+    row = np.resize(np.asarray(values, np.float64), n)
+    row[n // 3: n // 3 + n // 4] = values[-1]  # a long run: whole segments below the max
+    return row[None]
+
+
+@pytest.mark.parametrize("temperature, base", [
+    (1e-320, None),          # 1/T beyond float64
+    (5e-324, None),          # the smallest temperature
+    (2e-310, 0.5),           # a negative multiplier beyond float64
+    (1e-306, 1e300),         # ln(1e300) / 1e-306 beyond float64
+    (1.7e308, 1 + 2**-52),   # a multiplier below the subnormals
+    (1e300, 1 + 2**-30),     # ... and a subnormal one
+])
+def test_temperature_beyond_float64_every_path(temperature, base):
+    """c = ln(a) / T outside float64 is exact on every path, not the hard max (uniform)."""
+    x = np.array([
+        [3e-320, 0.0, -2e-320, 1e-321],
+        [1e300, 1e300 * (1 - 2**-52), 0.0, -1e300],   # gap / T far beyond: [1, 0, ...]
+        [-np.inf, 5e-321, 0.0, 3e-321],
+        [5e-321, 5e-321, -5e-321, -np.inf],           # ties share
+        [1.7e308, -1.7e308, 0.0, 4e-320],
+        [-np.inf] * 4,
+        [np.inf, 5e-321, np.inf, 0.0],
+        [5e-321, np.nan, 0.0, 1.0],
+    ])
+    keep = np.ones(x.shape, bool)
+    keep[0, 1] = keep[4, 3] = False
+    for log in (False, True):
+        for k in (None, keep):
+            run_all_paths(x, k, log=log, temperature=temperature, base=base, seed=11)
+    run_all_paths(_long_row([4e-320, 0.0, -4e-320, 1e-321]), None, log=True,
+                  temperature=temperature, base=base, seed=12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("temperature, base", [
+    (2.0, None), (1e306, None), (1.0, 1 + 2**-30), (3.7, 0.5), (1.0 + 2**-40, None),
+    (1e300, 1 + 2**-30), (2.0**959, None),  # the smallest c the C core takes (2**-959)
+])
+def test_score_gaps_beyond_float64_every_path(dtype, temperature, base):
+    """|c| < 1 and x_j - max beyond the float range: the finite c (x_j - max) on every path."""
+    top = float(np.finfo(dtype).max)
+    x = np.array([
+        [1.7e308, -1.7e308, 0.0, 5.0],
+        [2.0**1000, -BIG, 3.0, -1e300],   # a max below BIG / 2, a gap beyond BIG all the same
+        [-BIG, BIG, -np.inf, 1.0],
+        [BIG, BIG, -BIG, -BIG],
+        [1.0, 2.0, 3.0, 4.0],
+    ]).clip(-top, top).astype(dtype)
+    if dtype == np.float32:
+        x[1, 0] = 2.0**110  # float32's counterpart of 2**1000 (float lanes overflow from 2**103)
+    keep = np.ones(x.shape, bool)
+    keep[0, 3] = keep[2, 1] = False
+    for log in (False, True):
+        for k in (None, keep):
+            run_all_paths(x, k, log=log, temperature=temperature, base=base, seed=13)
+    mid = 2.0**1000 if dtype == np.float64 else 2.0**110
+    for values in ([top, -top, 0.0, -top], [-top, 0.0, mid, -top]):
+        run_all_paths(_long_row(values).astype(dtype), None, log=True,
+                      temperature=temperature, base=base, seed=14)

@@ -102,6 +102,56 @@ def test_huge_finite_scores_do_not_overflow():
     assert same(sm.log_softmax(np.float32([f, -f])), np.float32([0.0, -inf]))
 
 
+def _gap_rows(dtype):
+    """Rows whose x_j - max overflows dtype (or, in float lanes, float32) for some j."""
+    top = float(np.finfo(dtype).max)
+    # below top / 2, gaps beyond top all the same (float lanes overflow from 2**103)
+    mid = {np.float64: 2.0**1000, np.float32: 2.0**110, np.float16: 2.0**14}[dtype]
+    return np.array([[top, -top, 0.0, 5.0], [mid, -top, 3.0, -1.0], [-top, top, -inf, 1.0],
+                     [top, top, -top, -top], [1.0, 2.0, 3.0, 4.0]], dtype)
+
+
+@pytest.mark.parametrize("accuracy", ["high", "fast"])
+@pytest.mark.parametrize("log", [False, True])
+def test_score_gap_beyond_the_float_range_with_a_multiplier_below_one(log, accuracy):
+    """With |c| < 1 (T > 1, or |ln a| < 1), c (x_j - max) is finite where x_j - max
+    overflows: log p is that value, not -inf. Every layout of the C core (rows,
+    strided, masked, column panels, segmented rows on one or two threads), the
+    float64 and float32 lanes; float16 cannot overflow, but is checked too."""
+    import exact_oracle as eo
+    from softmax import _config
+
+    assert same(sm.log_softmax([1.7e308, -1.7e308], temperature=2), [0.0, -1.7e308])
+    assert same(sm.log_softmax(np.float32([3e38, -3e38]), temperature=2, accuracy="fast"),
+                np.float32([0.0, -3e38]))
+    f = sm.log_softmax if log else sm.softmax
+    threads = _config.get_num_threads()
+    try:
+        for dtype in FLOATS:
+            x = _gap_rows(dtype)
+            keep = np.ones(x.shape, bool)
+            keep[0, 3] = keep[2, 1] = False
+            long_x = np.resize(x[[0, 1]].ravel(), (2, 140_000)).astype(dtype)
+            for t, base in ((2.0, None), (1.0, 1 + 2**-30), (3.7, 0.5)):
+                kw = dict(temperature=t, base=base, accuracy=accuracy)
+
+                def check(got, want_x, k=None, what=""):
+                    eo.check_softmax_rows(got, want_x, k, log=log, scale=eo.scale_of(t, base),
+                                          dtype=dtype, what=f"{what} {dtype.__name__} T={t}")
+
+                check(f(x, **kw), x, what="rows")
+                check(f(np.repeat(x, 2, axis=1)[:, ::2], **kw), x, what="strided")
+                check(f(x, where=keep, **kw), x, keep, what="masked")
+                cols = np.ascontiguousarray(np.tile(x, (40, 1)).T)
+                check(f(cols, axis=0, **kw).T, cols.T, what="columns")
+                for n_threads in (1, 2):
+                    _config.set_num_threads(n_threads)
+                    check(f(long_x, **kw), long_x, what="segments")
+                    check(f(long_x[:1], **kw), long_x[:1], what="one segmented row")
+    finally:
+        _config.set_num_threads(threads)
+
+
 # ---- where -----------------------------------------------------------------
 
 @pytest.mark.parametrize("name", FUNCS)
@@ -173,9 +223,36 @@ def test_temperature_zero_edges():
     assert same(sm.softmax([inf, 3.0, inf], temperature=0), [0.5, 0.0, 0.5])
     assert same(sm.softmax([1.0, 2.0, 1.0], temperature=0, base=0.5), [0.5, 0.0, 0.5])
     assert same(sm.softmax([1.0, 9.0, 5.0], temperature=0, where=[True, False, True]), [0, 0, 1])
-    # a temperature so small that 1/T overflows is the hard max too
+    # 1/T beyond float64 is not the hard max, but a gap of 2**-52 times it is
     assert same(sm.softmax([1.0, 1.0 + 2**-52], temperature=5e-324), [0.0, 1.0])
     assert same(sm.softmax(np.float32([1, 2, 2]), temperature=0), np.float32([0, 0.5, 0.5]))
+
+
+@pytest.mark.parametrize("log", [False, True])
+def test_temperature_whose_reciprocal_overflows_is_exact(log):
+    """T > 0 is never the hard max: x / T of subnormal scores is moderate."""
+    import exact_oracle as eo
+
+    f = sm.log_softmax if log else sm.softmax
+    x = np.array([[3e-320, 0.0, -inf], [1e300, 1e300 * (1 - 2**-52), 0.0],
+                  [5e-321, 5e-321, -5e-321], [-inf, 5e-321, inf], [-inf, -inf, -inf],
+                  [5e-321, nan, 0.0], [1.7e308, -1.7e308, 4e-320]])
+    for t, base in ((1e-320, None), (5e-324, None), (2e-310, 0.5), (1e-306, 1e300)):
+        got = f(x, temperature=t, base=base)
+        eo.check_softmax_rows(got, x, log=log, scale=eo.scale_of(t, base), dtype=np.float64,
+                              what=f"T={t} base={base}")
+        cols = f(np.ascontiguousarray(x.T), axis=0, temperature=t, base=base)
+        assert same(cols.T, got)
+    e3 = math.exp(3.0)
+    assert ur_close(sm.softmax([3e-320, 0.0], temperature=1e-320), [e3 / (1 + e3), 1 / (1 + e3)])
+    assert same(sm.softmax([1e300, 1e300 * (1 - 2**-52)], temperature=1e-320), [1.0, 0.0])
+
+
+def ur_close(got, want):
+    """Within 2 ulp (float64)."""
+    import ulp_reference as ur
+
+    return ur.ulp_distance(np.asarray(got, np.float64), np.asarray(want, np.float64)).max() <= 2
 
 
 def test_temperature_inf_is_uniform_over_finite_kept_entries():

@@ -52,6 +52,15 @@ def test_frequencies_match_softmax(temperature):
     assert chisquare_pvalue(draws, exact_probs(logits, temperature)) > ALPHA
 
 
+@pytest.mark.parametrize("logits, temperature", [
+    ([1.7e308, -1.7e308, 0.0], 1e308),   # x - max beyond a double; (x - max) / T is not
+    ([3e-320, 0.0, -2e-320], 1e-320),    # 1/T beyond a double; x / T is [3, 0, -2]
+])
+def test_frequencies_match_softmax_beyond_the_float_range(logits, temperature):
+    draws = S.sample(np.array(logits), temperature=temperature, size=20_000, rng=12345)
+    assert chisquare_pvalue(draws, exact_probs(logits, temperature)) > ALPHA
+
+
 def test_biased_draws_would_be_detected():
     # The test has power: draws from softmax(x) fail against softmax(x / 1.2).
     logits = np.array([2.0, 1.0, 0.1, -1.0, 0.5])

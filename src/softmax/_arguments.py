@@ -18,7 +18,7 @@ from typing import Any, Literal, NamedTuple, cast
 
 import numpy as np
 
-from ._backends.scale import UNIT_SCALE, Scale
+from ._backends.scale import C_EXP_MIN, UNIT_SCALE, Scale
 from ._typing import Array, Namespace, NDArray
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
 
 AxisError = np.exceptions.AxisError
 Library = Literal["numpy", "array_api", "dask"]
+_FLOAT_MAX = float(np.finfo(np.float64).max)
 
 
 
@@ -137,7 +138,9 @@ def parse_scale(temperature: Any, base: Any) -> Scale:
 
     softmax with base ``a`` and temperature ``T`` is softmax of
     ``x * ln(a) / T``: a base is a temperature ``1 / ln(a)`` (the article's
-    base/temperature equivalence).
+    base/temperature equivalence). Only T = 0 (the hard max) and T = inf
+    (uniform) are limits; every T in between is exact, however far c lies
+    outside float64 (`_scale_exponent`).
     """
     t = real_number(temperature, "temperature")
     if math.isnan(t) or t < 0:
@@ -161,13 +164,27 @@ def parse_scale(temperature: Any, base: Any) -> Scale:
     try:
         c_hi = float(exact)
     except OverflowError:
-        return Scale("hard", sign=sign)
-    if math.isinf(c_hi):
-        return Scale("hard", sign=sign)
-    if c_hi == 0:
-        return Scale("uniform", sign=sign)
+        c_hi = math.inf
+    c_exp = 0
+    if not C_EXP_MIN <= abs(c_hi) <= _FLOAT_MAX:
+        c_exp = _exponent(abs(exact))
+        exact *= Fraction(2) ** -c_exp
+        c_hi = float(exact)
     c_lo = float(exact - Fraction(c_hi))
-    return Scale("finite", c_hi, c_lo, sign)
+    return Scale("finite", c_hi, c_lo, sign, c_exp)
+
+
+def _exponent(c: Fraction) -> int:
+    """k with 1 <= c / 2**k < 2, for c > 0.
+
+    For a multiplier c = ln(a) / T outside [C_EXP_MIN, max float]: a
+    temperature so small that c exceeds float64 (T below ~5.6e-309) is not
+    the hard max (``softmax([3e-320, 0], temperature=1e-320)`` is softmax
+    of [3, 0]), nor is one so large that c would be subnormal the uniform
+    limit to the last ulp. Both keep c to 106 bits with an exponent of its own.
+    """
+    k = c.numerator.bit_length() - c.denominator.bit_length()
+    return k if c >= Fraction(2) ** k else k - 1
 
 
 def where_mask(where: Any, shape: tuple[int, ...], name: str = "x") -> NDArray[np.bool] | None:

@@ -60,6 +60,7 @@ __all__ = [
     "orient",
     "positive_scale",
     "quiet",
+    "shift",
     "two_prod",
     "two_sum",
     "weighted_merge",
@@ -81,26 +82,35 @@ class State(NamedTuple):
 
 
 class PositiveScale(NamedTuple):
-    """|c| as hi + lo, and whether only the ties count (temperature 0)."""
+    """|c| as (hi + lo) * 2**c_exp, and whether only the ties count (temperature 0)."""
 
     c_hi: float = 1.0
     c_lo: float = 0.0
     hard: bool = False
+    c_exp: int = 0
 
     @property
     def unit(self) -> bool:
-        return self.c_hi == 1.0 and self.c_lo == 0.0 and not self.hard
+        return self.c_hi == 1.0 and self.c_lo == 0.0 and self.c_exp == 0 and not self.hard
+
+    @property
+    def below_one(self) -> bool:
+        """|c| < 1: a difference of scores beyond the float range can still
+        give a finite c (v - m) (see `_shifted`)."""
+        if self.hard:
+            return False
+        return self.c_exp < 0 or (self.c_exp == 0 and (self.c_hi, self.c_lo) < (1.0, 0.0))
 
 
 def positive_scale(scale: Scale) -> PositiveScale:
     """The multiplier of ``v - m`` once the sign of c is folded into v."""
     if scale.kind == "hard":
         return PositiveScale(hard=True)
-    if scale.kind == "uniform" or (scale.c_hi == 1.0 and scale.c_lo == 0.0):
+    if scale.kind == "uniform" or (scale.c_hi == 1.0 and scale.c_lo == 0.0 and scale.c_exp == 0):
         return PositiveScale()
     if scale.c_hi < 0:
-        return PositiveScale(-scale.c_hi, -scale.c_lo)
-    return PositiveScale(scale.c_hi, scale.c_lo)
+        return PositiveScale(-scale.c_hi, -scale.c_lo, c_exp=scale.c_exp)
+    return PositiveScale(scale.c_hi, scale.c_lo, c_exp=scale.c_exp)
 
 
 @contextlib.contextmanager
@@ -169,28 +179,75 @@ def _two_prod_err(xp: Namespace, a: Array, b: float, eps: float) -> Array:
     return ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
 
 
+def _ldexp(x: Array, k: int, eps: float) -> Array:
+    """x * 2**k in steps whose factors the working dtype holds (2**k itself may not).
+
+    Exact unless the result overflows (to the infinity its exact value
+    rounds to) or is subnormal.
+    """
+    step = 1022 if eps < 1e-10 else 126
+    while k != 0:
+        j = max(-step, min(step, k))
+        x = x * 2.0**j
+        k -= j
+    return x
+
+
+# A multiplier below 2**-960 (c_exp < 0) meets differences up to 2**1024:
+# those are scaled by 2**-64 first, so that Dekker's split (_two_prod_err)
+# still gives the product's error, and by the rest of 2**c_exp after.
+_PRE = 64
+
+
 def _shifted(xp: Namespace, v: Array, m: Array, ps: PositiveScale, exact: bool, eps: float
              ) -> tuple[Array, Array | None]:
     """y = |c| (v - m) as hi + lo, for finite v and m.
 
-    A difference of finite scores can overflow (1.7e308 - -1.7e308), and so
-    can its scaling by a large 1/T: y_hi is then -inf, exp(y) is 0, and the
-    low part (inf - inf = NaN in TwoSum) is meaningless. It is set to 0 so
-    that no NaN reaches a sum, a merge or a written entry.
+    A difference of finite scores can overflow (1.7e308 - -1.7e308). With
+    |c| >= 1, y is beyond the range too: y_hi is then -inf, exp(y) is 0,
+    and the low part (inf - inf = NaN in TwoSum) is set to 0 so that no NaN
+    reaches a sum, a merge or a written entry. With |c| < 1, c (v - m) can
+    be finite (log_softmax([1.7e308, -1.7e308], temperature=2) is
+    [0, -1.7e308]), so y is taken as 2|c| (v/2 - m/2), whose difference
+    cannot overflow. Halving and doubling are exact, so that is |c| (v - m)
+    bit for bit wherever v - m is finite, except that a subnormal v or m
+    can lose its last bit (y moves by under 2**-1075); it costs one product
+    per entry where a test for the overflow would cost more.
     """
+    k, c_hi, c_lo = ps.c_exp, ps.c_hi, ps.c_lo
+    if ps.below_one:
+        v, m = v * 0.5, m * 0.5
+        if k:
+            k += 1
+        else:
+            c_hi, c_lo = c_hi * 2.0, c_lo * 2.0
     d_hi = v - m
+    d_lo = None
     if exact:
         bb = d_hi - v
         d_lo = (v - (d_hi - bb)) + (-m - bb)
-    if ps.c_hi == 1.0 and ps.c_lo == 0.0:
-        if not exact:
-            return d_hi, None
-        return d_hi, xp.where(xp.isfinite(d_hi), d_lo, 0.0)
-    y_hi = d_hi * ps.c_hi
-    if not exact:
+    pre = -_PRE if k < 0 else k  # the part of 2**k applied to the difference
+    if pre:
+        d_hi = _ldexp(d_hi, pre, eps)
+        d_lo = None if d_lo is None else _ldexp(d_lo, pre, eps)
+    if c_hi == 1.0 and c_lo == 0.0:
+        y_hi, y_lo = d_hi, d_lo
+    else:
+        y_hi = d_hi * c_hi
+        y_lo = None if d_lo is None else (
+            _two_prod_err(xp, d_hi, c_hi, eps) + (d_hi * c_lo + d_lo * c_hi))
+    if k - pre:
+        y_hi = _ldexp(y_hi, k - pre, eps)
+        y_lo = None if y_lo is None else _ldexp(y_lo, k - pre, eps)
+    if y_lo is None:
         return y_hi, None
-    y_lo = _two_prod_err(xp, d_hi, ps.c_hi, eps) + (d_hi * ps.c_lo + d_lo * ps.c_hi)
     return y_hi, xp.where(xp.isfinite(y_hi), y_lo, 0.0)
+
+
+def shift(xp: Namespace, v: Array, m: Array, ps: PositiveScale, eps: float) -> Array:
+    """|c| (v - m), rounded (`_shifted` without the low part): for a caller
+    that only compares the scores (sampling)."""
+    return _shifted(xp, v, m, ps, False, eps)[0]
 
 
 def orient(xp: Namespace, x: Array, scale: Scale, keep: Array | None = None) -> Array:
@@ -270,7 +327,8 @@ def chunk_state(xp: Namespace, v: Array, axes: tuple[int, ...], ps: PositiveScal
     # there) so that an autograd library sees exp(c (v - m)) to first order.
     finite_tie = tie & (m < math.inf)
     c = 0.0 if ps.hard else ps.c_hi
-    k = xp.sum(xp.where(finite_tie, 1.0 + (vc - xp.where(finite_tie, m, 0.0)) * c,
+    k = xp.sum(xp.where(finite_tie,
+                        1.0 + _ldexp((vc - xp.where(finite_tie, m, 0.0)) * c, ps.c_exp, eps),
                         _astype(xp, tie, v.dtype)), axis=axes, keepdims=True)
     if ps.hard:
         s_hi, s_lo = xp.zeros_like(k), xp.zeros_like(k)

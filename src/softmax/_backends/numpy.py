@@ -108,13 +108,21 @@ def run(x: NDArray[Any], plan: Plan) -> Any:
     if x.dtype.itemsize > 8 and plan.b is None:
         # longdouble: beyond what the core computes in (float64 would overflow
         # at 1e4000); the merge formulas in NumPy's own longdouble arithmetic.
-        return _wide_float(x, plan)
+        return _by_merge(x, plan, exact=False)
     if plan.op == "logsumexp":
         return _logsumexp(x, plan)
+    if plan.scale.c_exp != 0:
+        # c = ln(a) / T outside [2**-960, max float] (T below ~5.6e-309 or
+        # above ~1e289): the core takes c as hi + lo only; the merge
+        # formulas carry its exponent.
+        work = x.astype(np.float64, copy=False)
+        return _by_merge(work, plan, exact=_core_dtype(plan.result_dtype) == work.dtype)
     return _softmax_family(x, plan)
 
 
-def _wide_float(x: NDArray[Any], plan: Plan) -> Any:
+def _by_merge(x: NDArray[Any], plan: Plan, *, exact: bool) -> Any:
+    """The plan by the formulas of `merge` in x's dtype (float64 or longdouble);
+    `exact`: carry the steps in double-double (x's dtype is the result's)."""
     axes = plan.axes if plan.axes else (x.ndim,)
     v = x if plan.axes else x[..., np.newaxis]
     keep = plan.mask if plan.axes or plan.mask is None else plan.mask[..., np.newaxis]
@@ -138,11 +146,10 @@ def _wide_float(x: NDArray[Any], plan: Plan) -> Any:
             return (value, sign) if plan.return_sign else value
         vv = merge.orient(np, v, plan.scale, keep)
         ps = merge.positive_scale(plan.scale)
-        state = merge.chunk_state(np, vv, axes, ps, exact=False, eps=eps)
-        res = merge.finish(np, vv, state, ps, log=plan.log, exact=False, eps=eps)
+        state = merge.chunk_state(np, vv, axes, ps, exact=exact, eps=eps)
+        res = merge.finish(np, vv, state, ps, log=plan.log, exact=exact, eps=eps)
         if keep is not None:
             res = np.where(keep, res, -np.inf if plan.log else 0.0)
-    res = res.astype(x.dtype)
     if not plan.axes:
         res = res[..., 0]
     return _finish(res, plan.out, plan.result_dtype)

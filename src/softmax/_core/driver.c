@@ -291,6 +291,30 @@ store_lse(const sm_job *job, char *lse_out, double m, double l_hi, double l_lo)
     store1(job->dtype, lse_out, t == HUGE_VAL ? t : t + (err + l_lo));
 }
 
+/*
+ * The scale of the log writes of a row (or a panel) whose max is m: a copy
+ * with wide_gaps set when some finite v - m may overflow while c (v - m)
+ * does not. The first needs m >= 2^970 in double lanes (v >= -DBL_MAX, and
+ * v - m rounds to -inf only from -(2^1024 - 2^970) down) or m >= 2^103 in
+ * float lanes; the second needs c < 1 (with c >= 1, y is beyond the range
+ * too and -inf is its rounding). Nothing else needs it: p = exp(y) of such
+ * an entry is 0 either way, and so is its term in the sums (see shift_wide).
+ */
+static const sm_scale *
+log_scale(const sm_job *job, double m, double top, sm_scale *copy)
+{
+    const sm_scale *sc = &job->sc;
+    if (!(m >= top) || !sc->scaled || sc->c_hi > 1.0 || (sc->c_hi == 1.0 && sc->c_lo >= 0.0)) {
+        return sc;
+    }
+    *copy = *sc;
+    copy->wide_gaps = 1;
+    return copy;
+}
+
+#define SM_WIDE_TOP 0x1p970
+#define SM_WIDE_TOP32 0x1p103
+
 /* Given the max m and s_rest = r_hi + r_lo, writes the row (or its lse). */
 static void
 finish_row(const sm_job *job, const sm_row *row, const double *v, int exp, double m,
@@ -305,7 +329,8 @@ finish_row(const sm_job *job, const sm_row *row, const double *v, int exp, doubl
     }
     log1p_dd(r_hi, r_lo, &a_hi, &a_lo);
     if (job->mode == SM_MODE_LOG) {
-        K->write_log(v, m, &job->sc, a_hi, a_lo, row);
+        sm_scale copy;
+        K->write_log(v, m, log_scale(job, m, SM_WIDE_TOP, &copy), a_hi, a_lo, row);
     }
     else {
         store_lse(job, lse_out, m, a_hi, a_lo);
@@ -327,7 +352,8 @@ finish_row32(const sm_job *job, const sm_row *row, const void *src, const float 
     }
     log1p_dd(r_hi, r_lo, &a_hi, &a_lo);
     if (job->mode == SM_MODE_LOG) {
-        K->write_log(src, m, &job->sc, a_hi, a_lo, row);
+        sm_scale copy;
+        K->write_log(src, m, log_scale(job, m, SM_WIDE_TOP32, &copy), a_hi, a_lo, row);
     }
     else {
         store_lse(job, lse_out, m, a_hi, a_lo);
@@ -790,7 +816,13 @@ columns_panel(const sm_job *job, const sm_row *row, char *lse_out, ptrdiff_t nco
         (k32_ ? K32->cols_write_p : K->cols_write_p)(&c, negate, m_run, &job->sc, a_hi, a_lo);
     }
     else if (job->mode == SM_MODE_LOG) {
-        (k32_ ? K32->cols_write_log : K->cols_write_log)(&c, negate, m_run, &job->sc, a_hi, a_lo);
+        double top = -HUGE_VAL;
+        for (ptrdiff_t l = 0; l < ncols; l++) {
+            top = m_run[l] > top ? m_run[l] : top;
+        }
+        sm_scale copy;
+        const sm_scale *sc = log_scale(job, top, k32_ ? SM_WIDE_TOP32 : SM_WIDE_TOP, &copy);
+        (k32_ ? K32->cols_write_log : K->cols_write_log)(&c, negate, m_run, sc, a_hi, a_lo);
     }
     for (ptrdiff_t l = 0; special && l < ncols; l++) {
         const int kind = column_kind(nan[l], m[l]);

@@ -25,6 +25,11 @@ typedef struct {
     double c_lo;
     int scaled;   /* c != 1 */
     int negate;   /* c < 0: the reference point is the minimum of x */
+    /* For the log writes only, set by the driver on a row (or panel) whose
+     * v - m can overflow for a finite v while |c| (v - m) is finite (|c| < 1
+     * and a max near the top of the range): such lanes are taken as
+     * 2 |c| (v/2 - m/2) (shift_wide). 0 everywhere else. */
+    int wide_gaps;
 } sm_scale;
 
 enum { SM_ROW_FINITE = 0, SM_ROW_NAN, SM_ROW_POSINF, SM_ROW_EMPTY };

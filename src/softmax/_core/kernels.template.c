@@ -71,6 +71,29 @@ SM_FN(shift)(vd v, vd m, const int scaled, vd c_hi, vd c_lo, vd *d_hi, vd *y_hi,
 #endif
 }
 
+/*
+ * shift() for a row with sm_scale.wide_gaps: a lane whose v - m overflowed
+ * although v is finite (v - d is then +inf; for v = -inf it is NaN) takes
+ * y = 2 c (v/2 - m/2): the halves' difference cannot overflow, c < 1 keeps
+ * the product finite, and the doubling is exact (or overflows where the
+ * exact y does). Only the log writes need it: such a y is below -2^64 for
+ * any c the core is given (>= 2^-960), so exp(y) is 0 in the sums either way.
+ */
+static inline void
+SM_FN(shift_wide)(vd v, vd m, const int scaled, vd c_hi, vd c_lo, vd *y_hi, vd *y_lo)
+{
+    vd d;
+    SM_FN(shift)(v, m, scaled, c_hi, c_lo, &d, y_hi, y_lo);
+    const vb over = vd_eq(vd_sub(v, d), vd_set1(HUGE_VAL));
+    if (vb_any(over)) {
+        const vd half = vd_set1(0.5), two = vd_set1(2.0);
+        vd d2, h_hi, h_lo;
+        SM_FN(shift)(vd_mul(v, half), vd_mul(m, half), scaled, c_hi, c_lo, &d2, &h_hi, &h_lo);
+        *y_hi = vd_select(over, vd_mul(h_hi, two), *y_hi);
+        *y_lo = vd_select(over, vd_mul(h_lo, two), *y_lo);
+    }
+}
+
 static int
 SM_FN(load)(const sm_row *row, int negate, double *v, double *m_out)
 {
@@ -399,6 +422,14 @@ SM_FN(write_log)(const double *v, double m, const sm_scale *sc, double l_hi, dou
     const vd vm = vd_set1(m), c_hi = vd_set1(sc->c_hi), c_lo = vd_set1(sc->c_lo);
     const int scaled = sc->scaled;
     const vd vl_hi = vd_set1(l_hi), vl_lo = vd_set1(l_lo);
+    if (sc->wide_gaps) {
+        SM_EMIT({
+            vd yh_, yl_;
+            SM_FN(shift_wide)(vd_load(v + j), vm, scaled, c_hi, c_lo, &yh_, &yl_);
+            p = SM_FN(logp)(yh_, yl_, vl_hi, vl_lo);
+        });
+        return;
+    }
     SM_EMIT({
         vd d_, yh_, yl_;
         SM_FN(shift)(vd_load(v + j), vm, scaled, c_hi, c_lo, &d_, &yh_, &yl_);
@@ -533,10 +564,11 @@ SM_FN(cols_expsum)(const sm_cols *c, int negate, const double *m, const sm_scale
 }
 
 /* out = p (softmax: the exp recomputed, times the column's 1/s) or log p
- * (`log` constant: two functions below, each without the branch). */
+ * (`log` and `wide` constant: three copies below, each without the branches;
+ * wide: sm_scale.wide_gaps, log only). */
 static inline void
 SM_FN(cols_write)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,
-                  const double *a_hi, const double *a_lo, const int log)
+                  const double *a_hi, const double *a_lo, const int log, const int wide)
 {
     const sm_exp_table tab = sm_table_load(sm_exp_bits, sm_exp_tail);
     const vd vsign = vd_set1(negate ? -1.0 : 1.0);
@@ -553,8 +585,13 @@ SM_FN(cols_write)(const sm_cols *c, int negate, const double *m, const sm_scale 
         }
         for (ptrdiff_t b = 0; b < c->blocks; b++) {
             vd d, y_hi, y_lo;
-            SM_FN(shift)(vd_mul(LOADV(SM_COL_X(c, i, b)), vsign), vd_load(m + b * SM_W), scaled,
-                         c_hi, c_lo, &d, &y_hi, &y_lo);
+            const vd v = vd_mul(LOADV(SM_COL_X(c, i, b)), vsign), vm = vd_load(m + b * SM_W);
+            if (wide) {
+                SM_FN(shift_wide)(v, vm, scaled, c_hi, c_lo, &y_hi, &y_lo);
+            }
+            else {
+                SM_FN(shift)(v, vm, scaled, c_hi, c_lo, &d, &y_hi, &y_lo);
+            }
             const vd ah = vd_load(a_hi + b * SM_W), al = vd_load(a_lo + b * SM_W);
             vd p = log ? SM_FN(logp)(y_hi, y_lo, ah, al)
                        : SM_FN(prob)(SM_EXP(&tab, y_hi, y_lo), ah, al);
@@ -567,14 +604,19 @@ static void
 SM_FN(cols_write_p)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,
                     const double *inv_hi, const double *inv_lo)
 {
-    SM_FN(cols_write)(c, negate, m, sc, inv_hi, inv_lo, 0);
+    SM_FN(cols_write)(c, negate, m, sc, inv_hi, inv_lo, 0, 0);
 }
 
 static void
 SM_FN(cols_write_log)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,
                       const double *l_hi, const double *l_lo)
 {
-    SM_FN(cols_write)(c, negate, m, sc, l_hi, l_lo, 1);
+    if (sc->wide_gaps) {
+        SM_FN(cols_write)(c, negate, m, sc, l_hi, l_lo, 1, 1);
+    }
+    else {
+        SM_FN(cols_write)(c, negate, m, sc, l_hi, l_lo, 1, 0);
+    }
 }
 
 #undef SM_COL_X

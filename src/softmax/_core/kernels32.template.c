@@ -97,6 +97,26 @@ SM_FN(shift32)(vf v, const SM_FN(ctx32) *c, const int scaled, vf *d, vf *y_hi, v
 #endif
 }
 
+/* shift32 for a row with sm_scale.wide_gaps (float32 input: v - m overflows
+ * float lanes above 2^103): as shift_wide in kernels.template.c, lane for lane */
+SM_ALWAYS_INLINE void
+SM_FN(shift32_wide)(vf v, const SM_FN(ctx32) *c, const int scaled, vf *y_hi, vf *y_lo)
+{
+    vf d;
+    SM_FN(shift32)(v, c, scaled, &d, y_hi, y_lo);
+    const vbf over = vf_eq(vf_sub(v, d), vf_set1(HUGE_VALF));
+    if (vbf_any(over)) {
+        const vf half = vf_set1(0.5f), two = vf_set1(2.0f);
+        SM_FN(ctx32) hc = *c;
+        hc.m = vf_mul(c->m, half);
+        hc.neg_m = vf_mul(c->neg_m, half);
+        vf d2, h_hi, h_lo;
+        SM_FN(shift32)(vf_mul(v, half), &hc, scaled, &d2, &h_hi, &h_lo);
+        *y_hi = vf_select(over, vf_mul(h_hi, two), *y_hi);
+        *y_lo = vf_select(over, vf_mul(h_lo, two), *y_lo);
+    }
+}
+
 static int
 SM_FN(load32)(const sm_row *row, int negate, void *stage, const void **src, double *m_out)
 {
@@ -415,7 +435,29 @@ SM_FN(write_p32)(const void *src, const float *e, double m, const sm_scale *sc, 
     });
 }
 
-/* out = y - l, l = log(sum) as l_hi + l_lo; -inf scores stay -inf */
+/* log p = y - l of one vector (l = l_hi + l_lo as floats); -inf scores stay -inf */
+SM_ALWAYS_INLINE vf
+SM_FN(logp32)(vf v, const SM_FN(ctx32) *c, const int scaled, const int wide, vf l_hi, vf l_lo)
+{
+    vf d, y_hi, y_lo;
+    if (wide) {
+        SM_FN(shift32_wide)(v, c, scaled, &y_hi, &y_lo);
+    }
+    else {
+        SM_FN(shift32)(v, c, scaled, &d, &y_hi, &y_lo);
+    }
+#if EXACT32
+    const vf q = vf_add(vf_sub(y_hi, l_hi), vf_sub(y_lo, l_lo));
+#else
+    (void)y_lo;
+    (void)l_lo;
+    const vf q = vf_sub(y_hi, l_hi);
+#endif
+    return vf_select(vf_lt(y_hi, vf_set1(-0x1.fffffep+127f)), vf_set1(-HUGE_VALF), q);
+}
+
+/* out = y - l, l = log(sum) as l_hi + l_lo (sm_scale.wide_gaps: a second copy
+ * of the loop) */
 static void
 SM_FN(write_log32)(const void *src, double m, const sm_scale *sc, double l_hi, double l_lo,
                    const sm_row *row)
@@ -424,21 +466,14 @@ SM_FN(write_log32)(const void *src, double m, const sm_scale *sc, double l_hi, d
     const int scaled = c.scaled;
     const float lf = (float)l_hi;
     const vf vl = vf_set1(lf);
-#if EXACT32
     const vf vl_lo = vf_set1((float)((l_hi - (double)lf) + l_lo));
-#else
-    (void)l_lo;
-#endif
-    SM_EMIT32((const IN_T *)src, NULL, {
-        vf d_, yh_, yl_;
-        SM_FN(shift32)(LOADF(xp), &c, scaled, &d_, &yh_, &yl_);
-#if EXACT32
-        const vf q_ = vf_add(vf_sub(yh_, vl), vf_sub(yl_, vl_lo));
-#else
-        const vf q_ = vf_sub(yh_, vl);
-#endif
-        p = vf_select(vf_lt(yh_, vf_set1(-0x1.fffffep+127f)), vf_set1(-HUGE_VALF), q_);
-    });
+    if (sc->wide_gaps) {
+        SM_EMIT32((const IN_T *)src, NULL,
+                  { p = SM_FN(logp32)(LOADF(xp), &c, scaled, 1, vl, vl_lo); });
+        return;
+    }
+    SM_EMIT32((const IN_T *)src, NULL,
+              { p = SM_FN(logp32)(LOADF(xp), &c, scaled, 0, vl, vl_lo); });
 }
 
 
@@ -549,11 +584,13 @@ SM_FN(cols_expsum32)(const sm_cols *c, int negate, const double *m, const sm_sca
     }
 }
 
-/* out = p or log p of every element, as write_p32 / write_log32 form them */
+/* out = p or log p of every element, as write_p32 / write_log32 form them
+ * (wide: sm_scale.wide_gaps, log only) */
 static void
 SM_FN(cols_write32)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,
                     const double *a_hi, const double *a_lo, const int log)
 {
+    const int wide = log && sc->wide_gaps;
     const int scaled = sc->scaled;
     for (ptrdiff_t b = 0; b < c->blocks; b++) {
         const SM_FN(ctx32) ctx = SM_FN(col_ctx32)(m, b, sc);
@@ -563,22 +600,17 @@ SM_FN(cols_write32)(const sm_cols *c, int negate, const double *m, const sm_scal
             f1[l] = (float)h;
             f2[l] = (float)((h - (double)f1[l]) + a_lo[b * SM_WF + l]);
         }
-        const vf v1 = vf_load(f1);
-#if EXACT32
-        const vf v2 = vf_load(f2);
-#endif
+        const vf v1 = vf_load(f1), v2 = vf_load(f2);
         for (ptrdiff_t i = 0; i < c->n; i++) {
-            vf d, y_hi, y_lo, p;
-            SM_FN(shift32)(SM_FN(col_load32)(c, i, b, negate), &ctx, scaled, &d, &y_hi, &y_lo);
+            const vf v = SM_FN(col_load32)(c, i, b, negate);
+            vf p;
             if (log) {
-#if EXACT32
-                const vf q = vf_add(vf_sub(y_hi, v1), vf_sub(y_lo, v2));
-#else
-                const vf q = vf_sub(y_hi, v1);
-#endif
-                p = vf_select(vf_lt(y_hi, vf_set1(-0x1.fffffep+127f)), vf_set1(-HUGE_VALF), q);
+                p = wide ? SM_FN(logp32)(v, &ctx, scaled, 1, v1, v2)
+                         : SM_FN(logp32)(v, &ctx, scaled, 0, v1, v2);
             }
             else {
+                vf d, y_hi, y_lo;
+                SM_FN(shift32)(v, &ctx, scaled, &d, &y_hi, &y_lo);
                 const sm_expf_parts ep = sm_vexpf_parts(y_hi, y_lo, EXACT32);
                 p = vf_mul(sm_vexpf_fix(y_hi, ep, sm_vexpf_scale(ep)), v1);
             }

@@ -19,6 +19,7 @@ import numpy as np
 
 from .._arguments import one_axis as _one_axis
 from .._arguments import parse_scale, unmask
+from .._backends import merge
 from .._plan import Operand, operand, operand_mask
 from .._typing import (
     Array,
@@ -174,8 +175,11 @@ def sample(logits: Any, *, temperature: float = 1.0, axis: int = -1, size: Size 
         if scale.kind == "uniform":
             y = xp.where(xp.isfinite(v), 0.0, v)
         else:
-            # Shift by the max: (v - m) / T <= 0 never overflows.
-            y = (v - xp.where(posinf_rows, 0.0, m)) * scale.c_hi
+            # Shift by the max: (v - m) / T <= 0 never overflows (a 1 / T beyond
+            # float64 is applied exactly, and a difference beyond it still gets
+            # its finite (v - m) / T: see merge._shifted).
+            y = merge.shift(xp, v, xp.where(posinf_rows, 0.0, m), merge.positive_scale(scale),
+                            float(xp.finfo(op.work).eps))
         # +inf entries share the mass: draw uniformly among them.
         y = xp.where(posinf_rows, xp.where(v == math.inf, 0.0, -math.inf), y)
         noise = _gumbel(op, gen, shape + tuple(v.shape), v)

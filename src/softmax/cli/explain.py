@@ -74,17 +74,28 @@ def _exp_text(x: float, num) -> str:
     return num(math.exp(x))
 
 
-def _shifted(z, c):
-    """(z - z*) * c with z* the score of the largest z * c: every value <= 0.
+def _scaled(v, ln_a, temperature):
+    """v ln(a) / T, divided by T where the multiplier ln(a) / T itself leaves
+    the double range (T below ~5.6e-309: x / T of subnormal scores is moderate)."""
+    c = ln_a / temperature
+    return v * c if math.isfinite(c) and c != 0 else v * ln_a / temperature
 
-    The max-shifted scores without forming z * c, which can overflow (a
-    tiny temperature, or scores near 1e308); a difference too large for a
-    double becomes -inf, whose weight e^-inf = 0 is the right limit.
+
+def _shifted(z, ln_a, temperature):
+    """(z - z*) ln(a) / T with z* the score of the largest: every value <= 0.
+
+    The max-shifted scores without forming z ln(a) / T, which can overflow
+    (a tiny temperature, or scores near 1e308). A difference too large for
+    a double is taken in halves: for T > 1 its share need not be 0
+    (softmax([1.7e308, -1.7e308], temperature=1e308) is softmax([1.7, -1.7]));
+    what is still beyond a double is -inf, whose weight e^-inf = 0 is the
+    right limit.
     """
-    ref = float(np.max(z)) if c > 0 else float(np.min(z))
-    d = (z - ref) * c
-    d[np.isnan(d)] = 0.0  # inf * 0: a scale that underflowed to 0 (uniform)
-    return d
+    ref = float(np.max(z)) if ln_a > 0 else float(np.min(z))
+    d = z - ref
+    over = np.isinf(d)
+    d = _scaled(np.where(over, z / 2 - ref / 2, d), ln_a, temperature)
+    return np.where(over, 2 * d, d)
 
 
 def explain(scores, *, temperature=1.0, base=None, where=None, digits=4, log=False) -> str:
@@ -153,10 +164,9 @@ def _explain(scores, *, temperature, base, where, digits, log) -> str:
 
     # The scores softmax actually exponentiates: y = z * c.
     ln_a = 1.0 if base is None else math.log(base)
-    c = ln_a / temperature
     scaled = not (temperature == 1 and base is None)
-    y = z * c
-    shifted = _shifted(z, c)
+    y = _scaled(z, ln_a, temperature)
+    shifted = _shifted(z, ln_a, temperature)
     if scaled:
         how = []
         if base is not None:

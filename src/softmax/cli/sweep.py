@@ -120,9 +120,11 @@ def sweep(z: np.ndarray, temps: np.ndarray) -> np.ndarray:
 
     The finite, positive temperatures share one 2-D array of max-shifted
     scores ``(z - max z) / T`` (every entry <= 0, so nothing overflows; a
-    difference too large for a double is -inf, whose share 0 is the limit),
-    normalized row by row by a single `softmax.softmax` call. T = 0 (the
-    hard max) and T = inf (uniform) are the library's own limits.
+    difference too large for a double is divided in halves, since for
+    T > 1 its share need not be 0, and is -inf, whose share 0 is the limit,
+    only where the quotient is beyond a double too), normalized row by row
+    by a single `softmax.softmax` call. T = 0 (the hard max) and T = inf
+    (uniform) are the library's own limits.
 
     Examples
     --------
@@ -138,7 +140,10 @@ def sweep(z: np.ndarray, temps: np.ndarray) -> np.ndarray:
     if regular.any():
         if finite.all():
             with np.errstate(over="ignore"):
-                shifted = (z - z.max())[None, :] / temps[regular, None]
+                d = z - z.max()
+                over = np.isinf(d)
+                shifted = np.where(over, z / 2 - z.max() / 2, d)[None, :] / temps[regular, None]
+                shifted = np.where(over, 2 * shifted, shifted)
             out[regular] = lib.softmax(shifted, axis=-1)
         else:
             # inf or nan among the scores: the library's rules, one T at a time
