@@ -461,3 +461,22 @@ def test_bad_arguments_are_named(call, error, words):
     with pytest.raises(error, match=None) as info:
         call()
     assert words in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("library", ["numpy", "strict", "torch", "dask"])
+def test_tiny_temperatures_and_gaps_beyond_float64_in_groups(library):
+    # The edge cases of softmax hold in groups too, on every path: a score gap
+    # beyond float64 at T > 1 keeps its finite log-probability, and a
+    # temperature whose 1/T leaves float64 is exact, not the hard max.
+    to = {"numpy": np.asarray, "strict": _strict, "torch": _torch,
+          "dask": lambda a: pytest.importorskip("dask.array").from_array(np.asarray(a), chunks=2)
+          }[library]
+    x = np.array([1.7e308, -1.7e308, 1.0, 3e-320, 0.0])
+    ids = np.array([0, 0, 1, 2, 2])
+    got = _back(sm.segment_log_softmax(to(x), ids, temperature=2.0))
+    check_groups(got, x, ids, log=True, temperature=2.0, what=library)
+    assert got[1] == pytest.approx(-1.7e308, rel=1e-15)
+    got = _back(sm.segment_softmax(to(x), ids, temperature=1e-320))
+    check_groups(got, x, ids, temperature=1e-320, what=library)
+    np.testing.assert_allclose(got[3:], [1 / (1 + math.exp(-3)), 1 / (1 + math.exp(3))],
+                               rtol=1e-15)

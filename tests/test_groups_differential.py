@@ -30,7 +30,7 @@ da = pytest.importorskip("dask.array")
 xs = pytest.importorskip("array_api_strict")
 torch = pytest.importorskip("torch")
 
-TEMPERATURES = [1.0, 0.7, 2.0, 0.0, math.inf, 3.7, 1e-3]
+TEMPERATURES = [1.0, 0.7, 2.0, 0.0, math.inf, 3.7, 1e-3, 1e-320, 1e300]
 BASES = [None, None, 2.0, 0.5]
 
 

@@ -266,7 +266,9 @@ def _grouped(arr: NDArray[Any], plan: Plan) -> Any:
     work_dtype = _core_dtype(plan.result_dtype)
     x_last = np.moveaxis(arr, axis, -1)
     mask_last = None if plan.mask is None else np.moveaxis(plan.mask, axis, -1)
-    if scale.kind == "hard" or arr.dtype.itemsize > 8:
+    if scale.kind == "hard" or scale.c_exp != 0 or arr.dtype.itemsize > 8:
+        # beyond the core: the hard max, a multiplier outside float64's
+        # range (it carries an exponent), longdouble
         result_last = _grouped_generic(x_last, mask_last, plan)
     else:
         x_last = x_last.astype(work_dtype, copy=False)
