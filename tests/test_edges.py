@@ -341,3 +341,35 @@ def test_masked_weights_are_weights_that_are_not_there():
     # log(e + 2 e^2) = 2 + log(2 + e^-1), exact to float64 rounding of log1p
     assert got == pytest.approx(2.0 + math.log(2.0 + math.exp(-1.0)), rel=4e-16)
     assert same(sm.logsumexp(x, b=b, return_sign=True)[1], 1.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("accuracy", ["high", "fast"])
+def test_log_softmax_of_a_lone_score_is_plus_zero_on_every_path(dtype, accuracy, tmp_path):
+    # log 1 = +0: a finite score whose companions are all -inf (or masked, or
+    # the padding of a short row) has probability exactly 1. The float32 rows
+    # once wrote -0.0 here (the -inf terms added e^-708 each), where the
+    # two-pass file path wrote +0.0: the same bits everywhere now.
+    from softmax.stream import softmax_file
+
+    rows = np.array([[0.0, -np.inf, -np.inf], [-np.inf, 5.0, -np.inf], [7.0, 1.0, 2.0]], dtype)
+    keep = np.array([[True] * 3, [True] * 3, [True, False, False]])
+    for axis in (-1, 0):
+        # the same slices as rows, and as the columns of the transpose (column panels)
+        x = rows if axis == -1 else np.ascontiguousarray(rows.T)
+        where = keep if axis == -1 else np.ascontiguousarray(keep.T)
+        got = sm.log_softmax(x, axis=axis, where=where, accuracy=accuracy)
+        for i, j in [(0, 0), (1, 1), (2, 0)]:
+            k = (i, j) if axis == -1 else (j, i)
+            assert got[k] == 0.0 and not np.signbit(got[k]), (axis, k, got)
+        np.save(tmp_path / "x.npy", x)
+        memory = sm.log_softmax(x, axis=axis)  # the file path runs the default accuracy
+        for block_bytes in (16, 1 << 20):  # two-pass and one-pass
+            softmax_file(tmp_path / "x.npy", tmp_path / "y.npy", axis=axis, log=True,
+                         block_bytes=block_bytes)
+            on_file = np.load(tmp_path / "y.npy")
+            np.testing.assert_array_equal(on_file, memory)
+            np.testing.assert_array_equal(np.signbit(on_file), np.signbit(memory))
+            for i, j in [(0, 0), (1, 1)]:
+                k = (i, j) if axis == -1 else (j, i)
+                assert on_file[k] == 0.0 and not np.signbit(on_file[k]), (axis, k, on_file)

@@ -390,6 +390,10 @@ static inline vd
 sm_vexp_lite(const sm_exp_table *tab, vd y)
 {
     const vd shift = vd_set1(0x1.8p52);
+    /* below -708 the result is 0: such terms are far below what a float32
+     * result can hold, and -inf (an excluded entry, or padding) must add
+     * exactly nothing, or log_softmax of a lone finite score is -0, not 0 */
+    const vb tiny = vd_lt(y, vd_set1(-708.0));
     y = vd_max(y, vd_set1(-708.0));
     vd t = vd_fmaf(y, vd_set1(23.083120654223414), shift);
     vi ki = vd_bits(t);
@@ -401,7 +405,7 @@ sm_vexp_lite(const sm_exp_table *tab, vd y)
     vd p25 = vd_fmaf(r2, p45, p23);
     vd tmp = vd_fmaf(r2, p25, r);
     vd s = vi_bits(vi_add(sm_lookup_bits(tab, ki), vi_shl48(ki)));
-    return vd_fmaf(s, tmp, s);
+    return vd_select(tiny, vd_set1(0.0), vd_fmaf(s, tmp, s));
 }
 
 #endif
