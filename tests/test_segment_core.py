@@ -2,12 +2,16 @@
 
 Each group is checked against the core's plain row call (``_core.softmax`` /
 ``_core.logsumexp``) on that group's slice copied to a contiguous row: that
-path is held to mpmath elsewhere, and a group is run by the same arithmetic
-as a row of its length, so the results must be the same bits. A few groups
-are also held to mpmath here directly (tests/exact_oracle.py). Every output
-array is pre-filled with a sentinel, so a comparison of whole arrays also
-checks that empty groups and the entries outside [offsets[0], offsets[-1])
-are left alone.
+path is held to mpmath elsewhere, and a group run by the row kernels must
+give the same bits as a row of its length. The short groups of a call the
+group kernel can take (no mask, x and out contiguous along the last axis,
+the double lanes: see fused()) are not run as rows, one group per vector
+lane instead: they are held to mpmath (tests/exact_oracle.py, the accuracy
+bound) and, beyond the first few of a call, to within twice that bound of
+the row call. A few groups are also held to mpmath here directly. Every
+output array is pre-filled with a sentinel, so a comparison of whole arrays
+also checks that empty groups and the entries outside
+[offsets[0], offsets[-1]) are left alone.
 
 The file runs in-process on the chosen SIMD target and, through
 test_every_simd_target, once more in a subprocess for each other target
@@ -51,6 +55,57 @@ def bits_equal(got, want, what=""):
     if not same.all():
         i = tuple(int(k) for k in np.argwhere(~same)[0])
         raise AssertionError(f"{what}: first difference at {i}: got {g[i]!r}, want {w[i]!r}")
+
+
+SHORT = 32       # SM_GSHORT: the longest group the group kernel takes
+MPMATH_GROUPS = 64   # fused groups of one call held to mpmath (the rest to the row call)
+
+
+def fused(x, where, accuracy, lse, out=None):
+    """Whether the short groups of this call take the group kernel (driver.c:
+    fused_groups): no mask, x (and out, but for logsumexp) contiguous along the
+    last axis, and the double lanes (not the float32 lanes of float16
+    softmax / log_softmax, nor of the fast mode's float16 and float32)."""
+    dt = np.dtype(x.dtype)
+    fast = accuracy == 1 or (accuracy < 0 and softmax.get_accuracy() == "fast")
+    if where is not None or (x.shape[-1] > 1 and x.strides[-1] != dt.itemsize):
+        return False
+    if not lse and out is not None and out.shape[-1] > 1 and out.strides[-1] != dt.itemsize:
+        return False
+    if dt == np.float64:
+        return True
+    return not fast and (dt == np.float32 or lse)
+
+
+def expect_groups(got, want, x, offsets, where, accuracy, *, lse, log_mode=False, c_hi=1.0,
+                  out=None, what=""):
+    """bits_equal(got, want), but for the groups the group kernel ran: those
+    against mpmath (the first MPMATH_GROUPS of them) or within twice the
+    accuracy bound of the row call's `want`, then taken as they are."""
+    want = np.array(want, copy=True)
+    if fused(x, where, accuracy, lse, out):
+        dt = np.dtype(x.dtype)
+        scale = eo.Scale("finite", 1.0 if c_hi > 0 else -1.0, eo.mpmath.mpf(abs(c_hi)))
+        checked = 0
+        for idx, g, s in group_slices(x, offsets):
+            n = s[-1].stop - s[-1].start
+            if not 1 <= n <= SHORT:
+                continue
+            at = idx + (g,) if lse else s
+            w = f"{what} group {g} (fused)"
+            if checked < MPMATH_GROUPS:
+                checked += 1
+                if lse:
+                    eo.check_logsumexp_rows(np.asarray(got[at]).reshape(1), x[s], dtype=dt,
+                                            what=w)
+                else:
+                    eo.check_softmax_rows(got[s], x[s], log=log_mode, scale=scale, dtype=dt,
+                                          what=w)
+            else:
+                d = eo.ur.ulp_distance(np.asarray(got[at]), np.asarray(want[at]))
+                assert d.max() <= 2 * eo.BOUND[dt], f"{w}: {d.max()} ulp from the row call"
+            want[at] = got[at]
+    bits_equal(got, want, what)
 
 
 def group_slices(x, offsets):
@@ -108,9 +163,11 @@ def check_all(x, offsets, where=None, accuracy=-1, scales=((1.0, 0.0),), what=""
         for log_mode in (False, True):
             got = seg_softmax(x, offsets, where, c_hi, c_lo, log_mode, accuracy)
             want = ref_softmax(x, offsets, where, c_hi, c_lo, log_mode, accuracy)
-            bits_equal(got, want, f"{what} c={c_hi} log={log_mode} acc={accuracy}")
+            expect_groups(got, want, x, offsets, where, accuracy, lse=False, log_mode=log_mode,
+                          c_hi=c_hi, what=f"{what} c={c_hi} log={log_mode} acc={accuracy}")
     got = seg_logsumexp(x, offsets, where, accuracy)
-    bits_equal(got, ref_logsumexp(x, offsets, where, accuracy), f"{what} lse acc={accuracy}")
+    expect_groups(got, ref_logsumexp(x, offsets, where, accuracy), x, offsets, where, accuracy,
+                  lse=True, what=f"{what} lse acc={accuracy}")
 
 
 def offsets_of(sizes, start=0):
@@ -209,9 +266,12 @@ def test_skewed_degrees_same_bits_on_any_thread_count(dtype, threads):
             for a, b in zip(results[0], other):
                 bits_equal(b, a, "1 vs 2 or 3 threads")
         threads(1)
-        bits_equal(results[1][0], ref_softmax(x, offsets, None, 1.0, 0.0, False, -1), "softmax")
-        bits_equal(results[1][1], ref_softmax(x, offsets, None, 1.0, 0.0, True, -1), "log")
-        bits_equal(results[1][2], ref_logsumexp(x, offsets, None, -1), "logsumexp")
+        expect_groups(results[1][0], ref_softmax(x, offsets, None, 1.0, 0.0, False, -1), x,
+                      offsets, None, -1, lse=False, what="softmax")
+        expect_groups(results[1][1], ref_softmax(x, offsets, None, 1.0, 0.0, True, -1), x,
+                      offsets, None, -1, lse=False, log_mode=True, what="log")
+        expect_groups(results[1][2], ref_logsumexp(x, offsets, None, -1), x, offsets, None, -1,
+                      lse=True, what="logsumexp")
 
 
 @pytest.mark.parametrize("big_first", [True, False])

@@ -860,6 +860,63 @@ run_row(const sm_job *job, const sm_row *row, double *v, sm_part *parts, char *l
     }
 }
 
+/*
+ * Groups the group kernel can take (the short ones of them, that is):
+ * x and out contiguous along the last axis, no mask, the double lanes.
+ * The rest (masks, strided views, the float32-lane kernels) keep the row
+ * path, group by group.
+ */
+static int
+fused_groups(const sm_job *job)
+{
+    const ptrdiff_t isz = item_size(job->dtype);
+    return job->offsets != NULL && job->mask == NULL && !use32(job) && job->x_stride == isz &&
+           (job->mode == SM_MODE_LSE || job->out_stride == isz);
+}
+
+/* The rows [r0, r1) with groups: runs of up to SM_GRUN groups of one outer
+ * row through the group kernel, then what it left to the row path. */
+static void
+rows_fused(const sm_job *job, ptrdiff_t r0, ptrdiff_t r1, double *v, sm_part *parts)
+{
+    const sm_dtype_kernels *K = &job->tg->k[job->dtype];
+    const ptrdiff_t isz = item_size(job->dtype);
+    double lse[SM_GRUN];
+    ptrdiff_t todo[SM_GRUN];
+    for (ptrdiff_t r = r0; r < r1;) {
+        const ptrdiff_t g0 = r % job->nseg, base = r - g0;
+        ptrdiff_t g1 = job->nseg - g0 < r1 - r ? job->nseg : g0 + (r1 - r);
+        g1 = g1 - g0 > SM_GRUN ? g0 + SM_GRUN : g1;
+        sm_row row;
+        char *lse_out;
+        row_at(job, r, &row, &lse_out);
+        /* the outer row's start: row_at placed x (and out) at offsets[g0] */
+        const ptrdiff_t start = (ptrdiff_t)job->offsets[g0];
+        const char *x = row.x - start * isz;
+        char *out = row.out == NULL ? NULL : row.out - start * isz;
+        const ptrdiff_t nt =
+            K->groups(x, out, job->offsets, g0, g1, job->mode, job->sc.negate, &job->sc, lse, todo);
+        if (job->mode == SM_MODE_LSE) {
+            char *lse0 = lse_out - g0 * job->seg_out_stride;
+            unsigned char left[SM_GRUN];
+            memset(left, 0, (size_t)(g1 - g0));
+            for (ptrdiff_t k = 0; k < nt; k++) {
+                left[todo[k] - g0] = 1;
+            }
+            for (ptrdiff_t g = g0; g < g1; g++) {
+                if (!left[g - g0]) {
+                    store1(job->dtype, lse0 + g * job->seg_out_stride, lse[g - g0]);
+                }
+            }
+        }
+        for (ptrdiff_t k = 0; k < nt; k++) {
+            row_at(job, base + todo[k], &row, &lse_out);
+            run_row(job, &row, v, parts, lse_out);
+        }
+        r += g1 - g0;
+    }
+}
+
 /* floor(all * t / nt) without forming all * t */
 static ptrdiff_t
 share_of(ptrdiff_t all, int t, int nt)
@@ -876,6 +933,14 @@ share_of(ptrdiff_t all, int t, int nt)
  * small groups would do nearly all of it.
  */
 #define SM_GROUP_COST 64
+/* The same for the group kernel's short groups (rows_fused), measured on
+ * groups of 1 to 16 entries: some 6 entries' worth with vectors (avx2,
+ * avx512), 2 for the baseline's one lane (whose entries cost more). */
+static ptrdiff_t
+group_cost(const sm_job *job)
+{
+    return !fused_groups(job) ? SM_GROUP_COST : (job->tg->width > 1 ? 6 : 2);
+}
 
 /* With groups: the weight of one group beyond its entries (0 for absurd
  * sizes, where the sums below could overflow) and the work of one outer
@@ -888,7 +953,7 @@ group_weight(const sm_job *job, ptrdiff_t *per_outer)
     /* outer * total <= x.size, so these products do not overflow */
     const ptrdiff_t c = outer * total <= PTRDIFF_MAX / 2 &&
                                 job->rows <= PTRDIFF_MAX / 2 / SM_GROUP_COST
-                            ? SM_GROUP_COST
+                            ? group_cost(job)
                             : 0;
     *per_outer = total + c * job->nseg;
     return c;
@@ -962,6 +1027,10 @@ task_rows(void *arg, int tid, int nt)
     sm_part *parts = job->parts + tid * sm_n_parts(job);
     double *panel = v + row_part_doubles(job);
     const ptrdiff_t panel_cols = cols ? panel_width(job) : 0;
+    if (fused_groups(job)) {
+        rows_fused(job, r0, r1, v, parts);
+        return;
+    }
     for (ptrdiff_t r = r0; r < r1; r++) {
         sm_row row;
         char *lse_out;

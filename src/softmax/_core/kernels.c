@@ -208,7 +208,7 @@ vexp_array(const double *y, double *out, ptrdiff_t n)
 
 #define SM_ENTRY(sfx)                                                                  \
     {load_##sfx, expsum_##sfx, write_p_##sfx, write_log_##sfx, cols_max_##sfx,             \
-     cols_expsum_##sfx, cols_write_p_##sfx, cols_write_log_##sfx}
+     cols_expsum_##sfx, cols_write_p_##sfx, cols_write_log_##sfx, groups_##sfx}
 
 const sm_target SM_TABLE = {
     SM_TARGET_NAME,

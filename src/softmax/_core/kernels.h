@@ -70,6 +70,13 @@ typedef struct {
     ptrdiff_t out_step;
 } sm_cols;
 
+/*
+ * Short groups (offsets) run by the group kernel (sm_dtype_kernels.groups):
+ * at most SM_GSHORT entries each, and at most SM_GRUN groups a call.
+ */
+#define SM_GSHORT 32
+#define SM_GRUN 256
+
 /* The vector kernels of one SIMD target, one entry per input dtype. */
 typedef struct {
     /* v[0..pad) = sign * x with masked entries -inf, padded with -inf to a
@@ -99,6 +106,16 @@ typedef struct {
     /* out = (v - m) c - (l_hi + l_lo) */
     void (*cols_write_log)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,
                            const double *l_hi, const double *l_lo);
+    /* Groups g0 .. g1 - 1 (g1 - g0 <= SM_GRUN) of one row with contiguous x
+     * and out: group g is the elements off[g] .. off[g + 1] - 1 of x (and of
+     * out). Those of 1 .. SM_GSHORT entries whose max is finite are done
+     * here, one group per vector lane: mode 0 (softmax) and 1 (log_softmax)
+     * write out, mode 2 (logsumexp; out unused) sets lse[g - g0]. The others
+     * (empty, long, NaN, +inf or all -inf) are left to the row path: their
+     * g go to todo[] (in no particular order), and their number is returned. */
+    ptrdiff_t (*groups)(const char *x, char *out, const int64_t *off, ptrdiff_t g0,
+                        ptrdiff_t g1, int mode, int negate, const sm_scale *sc, double *lse,
+                        ptrdiff_t *todo);
 } sm_dtype_kernels;
 
 /*

@@ -619,6 +619,207 @@ SM_FN(cols_write_log)(const sm_cols *c, int negate, const double *m, const sm_sc
     }
 }
 
+/*
+ * Short groups, one group per vector lane: SM_W consecutive short groups
+ * are staged side by side (entry j of lane l at t[j * SM_W + l], the lane's
+ * max past a group's end), so that each step of a row (the shift, the exp, the sum,
+ * the reciprocal, the write) runs once per SM_W groups instead of once per
+ * group, and a group's sum is one accumulator of term() (the same exact
+ * maxima, TwoSum and tiny-term treatment as a row's lanes). The results
+ * meet the same accuracy bounds as the row path's, not its bits (a row's
+ * sum is split over SM_L accumulators).
+ */
+#ifndef SM_VDD_DEFINED
+#define SM_VDD_DEFINED
+/* dd_add of the driver, lane by lane */
+static inline void
+sm_vdd_add(vd ah, vd al, vd bh, vd bl, vd *rh, vd *rl)
+{
+    const vd s = vd_add(ah, bh);
+    const vd z = vd_sub(s, ah);
+    vd e = vd_add(vd_sub(ah, vd_sub(s, z)), vd_sub(bh, z));
+    e = vd_add(e, vd_add(al, bl));
+    *rh = vd_add(s, e);
+    *rl = vd_sub(e, vd_sub(*rh, s));
+}
+#endif
+
+static ptrdiff_t
+SM_FN(groups)(const char *x, char *out, const int64_t *off, ptrdiff_t g0, ptrdiff_t g1,
+              int mode, int negate, const sm_scale *sc, double *lse, ptrdiff_t *todo)
+{
+    const sm_exp_table tab = sm_table_load(sm_exp_bits, sm_exp_tail);
+    const vd c_hi = vd_set1(sc->c_hi), c_lo = vd_set1(sc->c_lo), zero = vd_set1(0.0);
+    const int scaled = sc->scaled;
+    const double sign = negate ? -1.0 : 1.0;
+    /* an idle lane reads a group of one 0 and writes to a sink */
+    const IN_T idle_in = 0;
+    IN_T sink[SM_W];
+    double t[SM_GSHORT * SM_W];
+    IN_T ob[SM_GSHORT * SM_W];
+    ptrdiff_t ntodo = 0;
+    /* The window's short groups by length (a counting sort): the lanes of
+     * a batch then have (nearly) the same length, where consecutive groups
+     * of graph-like sizes left most lanes idle for most of the batch. */
+    ptrdiff_t order[SM_GRUN];
+    unsigned char glen[SM_GRUN];
+    ptrdiff_t from[SM_GSHORT + 2] = {0};
+    for (ptrdiff_t g = g0; g < g1; g++) {
+        const ptrdiff_t n = (ptrdiff_t)(off[g + 1] - off[g]);
+        if (n < 1 || n > SM_GSHORT) {
+            todo[ntodo++] = g;
+            glen[g - g0] = 0;
+            continue;
+        }
+        glen[g - g0] = (unsigned char)n;
+        from[n + 1]++;
+    }
+    for (int n = 1; n <= SM_GSHORT; n++) {
+        from[n + 1] += from[n];
+    }
+    const ptrdiff_t nshort = from[SM_GSHORT + 1];
+    for (ptrdiff_t g = g0; g < g1; g++) {
+        if (glen[g - g0] != 0) {
+            order[from[glen[g - g0]]++] = g;
+        }
+    }
+    for (ptrdiff_t k = 0; k < nshort; k += SM_W) {
+        ptrdiff_t gl[SM_W];
+        const IN_T *src[SM_W];
+        IN_T *dst[SM_W];
+        int len[SM_W];
+        const int nl = nshort - k < SM_W ? (int)(nshort - k) : SM_W;
+        /* the longest is the last (sorted) */
+        const int lmax = glen[order[k + nl - 1] - g0];
+        for (int l = 0; l < nl; l++) {
+            const ptrdiff_t g = order[k + l];
+            gl[l] = g;
+            src[l] = (const IN_T *)x + off[g];
+            dst[l] = mode == 2 ? sink : (IN_T *)out + off[g];
+            len[l] = glen[g - g0];
+        }
+        double lenf[SM_W], pads[SM_W];
+        for (int l = 0; l < SM_W; l++) {
+            if (l >= nl) {
+                src[l] = &idle_in;
+                dst[l] = sink;
+                len[l] = 1;
+            }
+            lenf[l] = (double)len[l];
+            pads[l] = (double)(lmax - len[l]);
+        }
+        /* Staged row by row, each lane's entry j or, past its end, its entry
+         * 0 again (no branch on a group's length): the max and NaN scan see
+         * only the group's own values. The scan follows the whole staging,
+         * not each row's: a vector read right after its lanes' scalar
+         * stores waits for them (no store forwarding). */
+        for (int j = 0; j < lmax; j++) {
+            for (int l = 0; l < SM_W; l++) {
+                const IN_T *p = j < len[l] ? src[l] + j : src[l];
+                t[j * SM_W + l] = sign * LOAD1((const char *)p);
+            }
+        }
+        vd mx = vd_set1(-HUGE_VAL);
+        vb nan = vd_lt(zero, zero);
+        for (int j = 0; j < lmax; j++) {
+            const vd a = vd_load(t + j * SM_W);
+            nan = vb_or(nan, vd_unord(a, a));
+            mx = vd_max(mx, a);
+        }
+        /* NaN, +inf or all -inf: the row path's special cases, run by the
+         * driver; such a lane runs with a max of 0 and writes nothing */
+        const vb bad = vb_or(nan, vb_not(vb_and(vd_lt(vd_set1(-HUGE_VAL), mx),
+                                               vd_lt(mx, vd_set1(HUGE_VAL)))));
+        double badf[SM_W];
+        vd_store(badf, vd_select(bad, vd_set1(1.0), zero));
+        const vd vm = vd_select(bad, zero, mx);
+        if (vb_any(bad)) {
+            for (int l = 0; l < nl; l++) {
+                if (badf[l] != 0.0) {
+                    todo[ntodo++] = gl[l];
+                    len[l] = 0;   /* nothing written: all to the sink */
+                }
+            }
+        }
+        /* Past its end a lane is its max (exact maxima: exp 1, counted,
+         * not summed, and uncounted below), not -inf, which sent every
+         * vector through the exp's subnormal branch. */
+        const vd vlen = vd_load(lenf);
+        SM_FN(sums) a;
+        a.s = a.comp = zero;
+#if EXACT_DD
+        a.ts = a.tc = zero;
+#endif
+        vd cnt = zero;
+        for (int j = 0; j < lmax; j++) {
+            double *p = t + j * SM_W;
+            const vd v = vd_select(vd_lt(vd_set1((double)j), vlen), vd_load(p), vm);
+            const vd e = SM_FN(term)(&tab, v, vm, scaled, c_hi, c_lo, &a, &cnt);
+            vd_store(p, mode == 0 ? e : v);
+        }
+        cnt = vd_sub(cnt, vd_load(pads));
+        /* s_rest = (count - 1) + the sum of the non-maxima, as the driver's
+         * acc_reduce and dd_add form it from one lane */
+        vd hi, lo, r_hi, r_lo;
+#if EXACT_DD
+        const vd comp = vd_add(a.comp, vd_mul(vd_add(a.ts, a.tc), vd_set1(0x1p-128)));
+        hi = vd_add(a.s, comp);
+        lo = vd_sub(comp, vd_sub(hi, a.s));
+#else
+        hi = a.s;
+        lo = zero;
+#endif
+        sm_vdd_add(vd_sub(cnt, vd_set1(1.0)), zero, hi, lo, &r_hi, &r_lo);
+        if (mode == 0) {
+            /* the driver's reciprocal: 1 / (1 + s_rest) as inv_hi + inv_lo */
+            vd s_hi, s_lo;
+            sm_vdd_add(vd_set1(1.0), zero, r_hi, r_lo, &s_hi, &s_lo);
+            const vd inv_hi = vd_div(vd_set1(1.0), s_hi);
+            const vd rho = vd_sub(vd_fma(vd_sub(zero, inv_hi), s_hi, vd_set1(1.0)),
+                                  vd_mul(inv_hi, s_lo));
+            const vd inv_lo = vd_mul(inv_hi, rho);
+            for (int j = 0; j < lmax; j++) {
+                STOREV(ob + j * SM_W, SM_FN(prob)(vd_load(t + j * SM_W), inv_hi, inv_lo));
+            }
+        }
+        else {
+            double rh[SM_W], rl[SM_W], lh[SM_W], ll[SM_W], m[SM_W];
+            vd_store(rh, r_hi);
+            vd_store(rl, r_lo);
+            for (int l = 0; l < SM_W; l++) {
+                /* the driver's log1p_dd */
+                lh[l] = log1p(rh[l]);
+                ll[l] = rl[l] / (1.0 + rh[l]);
+            }
+            if (mode == 2) {
+                vd_store(m, vm);
+                for (int l = 0; l < nl; l++) {
+                    /* the driver's store_lse, before the conversion to IN_T */
+                    const double s = m[l] + lh[l];
+                    const double z = s - m[l];
+                    const double err = (m[l] - (s - z)) + (lh[l] - z);
+                    lse[gl[l] - g0] = s == HUGE_VAL ? s : s + (err + ll[l]);
+                }
+                continue;
+            }
+            const vd vl_hi = vd_load(lh), vl_lo = vd_load(ll);
+            for (int j = 0; j < lmax; j++) {
+                vd d, y_hi, y_lo;
+                SM_FN(shift)(vd_load(t + j * SM_W), vm, scaled, c_hi, c_lo, &d, &y_hi, &y_lo);
+                STOREV(ob + j * SM_W, SM_FN(logp)(y_hi, y_lo, vl_hi, vl_lo));
+            }
+        }
+        /* row by row again, a lane's entries past its end to the sink */
+        for (int j = 0; j < lmax; j++) {
+            for (int l = 0; l < SM_W; l++) {
+                IN_T *o = j < len[l] ? dst[l] + j : sink + l;
+                *o = ob[j * SM_W + l];
+            }
+        }
+    }
+    return ntodo;
+}
+
 #undef SM_COL_X
 #undef SM_COL_OUT
 #undef SM_STRIP

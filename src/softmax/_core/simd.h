@@ -35,6 +35,7 @@ static inline void vd_store(double *p, vd a) { _mm512_storeu_pd(p, a); }
 static inline vd vd_add(vd a, vd b) { return _mm512_add_pd(a, b); }
 static inline vd vd_sub(vd a, vd b) { return _mm512_sub_pd(a, b); }
 static inline vd vd_mul(vd a, vd b) { return _mm512_mul_pd(a, b); }
+static inline vd vd_div(vd a, vd b) { return _mm512_div_pd(a, b); }
 static inline vd vd_fma(vd a, vd b, vd c) { return _mm512_fmadd_pd(a, b, c); }
 #define vd_fmaf vd_fma
 static inline vd vd_fnmaf(vd a, vd b, vd c) { return _mm512_fnmadd_pd(a, b, c); }
@@ -107,6 +108,7 @@ static inline void vd_store(double *p, vd a) { _mm256_storeu_pd(p, a); }
 static inline vd vd_add(vd a, vd b) { return _mm256_add_pd(a, b); }
 static inline vd vd_sub(vd a, vd b) { return _mm256_sub_pd(a, b); }
 static inline vd vd_mul(vd a, vd b) { return _mm256_mul_pd(a, b); }
+static inline vd vd_div(vd a, vd b) { return _mm256_div_pd(a, b); }
 static inline vd vd_fma(vd a, vd b, vd c) { return _mm256_fmadd_pd(a, b, c); }
 #define vd_fmaf vd_fma
 static inline vd vd_fnmaf(vd a, vd b, vd c) { return _mm256_fnmadd_pd(a, b, c); }
@@ -180,6 +182,7 @@ static inline void vd_store(double *p, vd a) { vst1q_f64(p, a); }
 static inline vd vd_add(vd a, vd b) { return vaddq_f64(a, b); }
 static inline vd vd_sub(vd a, vd b) { return vsubq_f64(a, b); }
 static inline vd vd_mul(vd a, vd b) { return vmulq_f64(a, b); }
+static inline vd vd_div(vd a, vd b) { return vdivq_f64(a, b); }
 static inline vd vd_fma(vd a, vd b, vd c) { return vfmaq_f64(c, a, b); }
 #define vd_fmaf vd_fma
 static inline vd vd_fnmaf(vd a, vd b, vd c) { return vfmsq_f64(c, a, b); }
@@ -252,6 +255,7 @@ static inline void vd_store(double *p, vd a) { *p = a; }
 static inline vd vd_add(vd a, vd b) { return a + b; }
 static inline vd vd_sub(vd a, vd b) { return a - b; }
 static inline vd vd_mul(vd a, vd b) { return a * b; }
+static inline vd vd_div(vd a, vd b) { return a / b; }
 /* libm's fma: correctly rounded everywhere (in hardware where the CPU has
  * it, in software otherwise), so the exact error terms stay exact */
 static inline vd vd_fma(vd a, vd b, vd c) { return fma(a, b, c); }
