@@ -480,3 +480,28 @@ def test_tiny_temperatures_and_gaps_beyond_float64_in_groups(library):
     check_groups(got, x, ids, temperature=1e-320, what=library)
     np.testing.assert_allclose(got[3:], [1 / (1 + math.exp(-3)), 1 / (1 + math.exp(3))],
                                rtol=1e-15)
+
+
+@pytest.mark.parametrize("ids", ["sorted", "unsorted"])
+@pytest.mark.parametrize("layout", ["contiguous", "strided", "in place", "float32 out"])
+def test_out_is_written_in_place_when_it_can_be(ids, layout):
+    x = RNG.normal(0, 4, (3, 40))
+    groups = np.repeat(np.arange(8), 5)
+    if ids == "unsorted":
+        groups = RNG.permutation(groups)
+    want = sm.segment_softmax(x.copy(), groups, temperature=1.5)
+    if layout == "contiguous":
+        out = np.full_like(x, np.nan)
+    elif layout == "strided":
+        out = np.full((3, 80), np.nan)[:, ::2]
+    elif layout == "in place":
+        x = x.copy()
+        out = x
+    else:
+        out = np.full(x.shape, np.nan, np.float32)
+        with pytest.raises(TypeError, match="out must have dtype float64"):
+            sm.segment_softmax(x, groups, out=out)
+        return
+    got = sm.segment_softmax(x, groups, temperature=1.5, out=out)
+    assert got is out
+    np.testing.assert_array_equal(got, want)

@@ -651,6 +651,8 @@ SM_FN(groups)(const char *x, char *out, const int64_t *off, ptrdiff_t g0, ptrdif
     const sm_exp_table tab = sm_table_load(sm_exp_bits, sm_exp_tail);
     const vd c_hi = vd_set1(sc->c_hi), c_lo = vd_set1(sc->c_lo), zero = vd_set1(0.0);
     const int scaled = sc->scaled;
+    const int wide_logs =
+        mode == 1 && scaled && (sc->c_hi < 1.0 || (sc->c_hi == 1.0 && sc->c_lo < 0.0));
     const double sign = negate ? -1.0 : 1.0;
     /* an idle lane reads a group of one 0 and writes to a sink */
     const IN_T idle_in = 0;
@@ -727,9 +729,15 @@ SM_FN(groups)(const char *x, char *out, const int64_t *off, ptrdiff_t g0, ptrdif
             mx = vd_max(mx, a);
         }
         /* NaN, +inf or all -inf: the row path's special cases, run by the
-         * driver; such a lane runs with a max of 0 and writes nothing */
-        const vb bad = vb_or(nan, vb_not(vb_and(vd_lt(vd_set1(-HUGE_VAL), mx),
-                                               vd_lt(mx, vd_set1(HUGE_VAL)))));
+         * driver; so are the log writes of a group whose gaps may overflow
+         * while c (v - m) does not (c < 1 and a max >= 2^970: see the
+         * driver's log_scale). Such a lane runs with a max of 0 and writes
+         * nothing. */
+        vb bad = vb_or(nan, vb_not(vb_and(vd_lt(vd_set1(-HUGE_VAL), mx),
+                                         vd_lt(mx, vd_set1(HUGE_VAL)))));
+        if (wide_logs) {
+            bad = vb_or(bad, vd_lt(vd_set1(0x1p970), mx));
+        }
         double badf[SM_W];
         vd_store(badf, vd_select(bad, vd_set1(1.0), zero));
         const vd vm = vd_select(bad, zero, mx);
