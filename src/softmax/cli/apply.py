@@ -57,7 +57,7 @@ examples:
   softmax apply scores.tsv -o - --log                log-probabilities to stdout
   printf '2 1 0.1\\n0 0 0\\n' | softmax apply          a pipe, one row per line
   softmax apply df.csv --label-column 0              keep pandas' index column
-  softmax apply runs.csv --group-by query            shares within each query's rows
+  softmax apply runs.csv --group-by query            per-query shares
   softmax apply logits.npy --json                    JSON for programs
   softmax apply logits.npy -o probs.npy --temperature-file temperature.json
 
