@@ -56,8 +56,12 @@ def _leftovers(folder: Path, name: str):
 
 def _interrupt(cmd, folder: Path, out_name: str, signum) -> subprocess.CompletedProcess:
     """Start `cmd`, wait until its temporary output exists, send `signum`."""
+    # SIGINT back to its default in the child: a test run started in the
+    # background by a non-interactive shell inherits SIGINT ignored, and
+    # Python then installs no KeyboardInterrupt handler.
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, env=_env())
+                            stdin=subprocess.DEVNULL, env=_env(),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while not _leftovers(folder, out_name):
         if proc.poll() is not None or time.monotonic() > deadline:
