@@ -287,15 +287,21 @@ def test_skewed_groups_are_shared_by_both_threads(big_first, threads):
     offsets = offsets_of(sizes if big_first else sizes[::-1])
     x = np.random.default_rng(9).standard_normal(int(offsets[-1]))
     out = np.empty_like(x)
-    spent = {}
-    for n in (1, 2):
+
+    def spent(n):
         threads(n)
         seg_softmax(x, offsets, out=out)   # the pool's threads are started
         start = time.thread_time_ns()
         for _ in range(10):
             seg_softmax(x, offsets, out=out)
-        spent[n] = time.thread_time_ns() - start
-    assert spent[2] <= 0.75 * spent[1], spent
+        return time.thread_time_ns() - start
+
+    # Balanced, the ratio is ~0.5; split by entries alone it is ~0.96. On a
+    # loaded machine the caller's CPU time per entry grows when the other
+    # thread shares its core's caches, so the best of three tries is taken
+    # and the bound sits between the two.
+    ratios = [spent(2) / spent(1) for _ in range(3)]
+    assert min(ratios) <= 0.85, ratios
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
