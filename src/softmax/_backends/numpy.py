@@ -155,6 +155,15 @@ def _by_merge(x: NDArray[Any], plan: Plan, *, exact: bool) -> Any:
     return _finish(res, plan.out, plan.result_dtype)
 
 
+def _uniform(x_last: NDArray[Any], scale: Any, work_dtype: np.dtype[Any]
+             ) -> tuple[NDArray[Any], Any]:
+    """Temperature inf: every finite score counts the same (0); +-inf and NaN
+    keep their roles. Returns the scores and the unit scale to run them with."""
+    finite = np.isfinite(x_last)
+    with np.errstate(invalid="ignore"):
+        return np.where(finite, 0.0, scale.sign * x_last).astype(work_dtype), UNIT_SCALE
+
+
 def _softmax_family(arr: NDArray[Any], plan: Plan) -> Any:
     result_dtype = plan.result_dtype
     work_dtype = _core_dtype(result_dtype)
@@ -174,11 +183,7 @@ def _softmax_family(arr: NDArray[Any], plan: Plan) -> Any:
         result_last = _hard(x_last, mask_last, scale.sign, log)
         return _finish(axes_back(result_last, arr.shape, axes), out, result_dtype)
     if scale.kind == "uniform":
-        # Every finite score counts the same; +-inf and NaN keep their roles.
-        finite = np.isfinite(x_last)
-        with np.errstate(invalid="ignore"):
-            x_last = np.where(finite, 0.0, scale.sign * x_last).astype(work_dtype)
-        scale = UNIT_SCALE
+        x_last, scale = _uniform(x_last, scale, work_dtype)
 
     # Write straight into the result's memory when the layout allows it; a
     # temporary is needed only for merged tuple axes or an out that overlaps x.
@@ -274,10 +279,7 @@ def _grouped(arr: NDArray[Any], plan: Plan) -> Any:
     else:
         x_last = x_last.astype(work_dtype, copy=False)
         if scale.kind == "uniform":
-            finite = np.isfinite(x_last)
-            with np.errstate(invalid="ignore"):
-                x_last = np.where(finite, 0.0, scale.sign * x_last).astype(work_dtype)
-            scale = UNIT_SCALE
+            x_last, scale = _uniform(x_last, scale, work_dtype)
         order = groups.order
         if order is not None:  # group order: each group's entries side by side
             x_last = np.take(x_last, order, axis=-1)
