@@ -145,22 +145,46 @@ def test_strided_masked_and_contiguous_rows_give_the_same_bits(target):
     assert result["same_bits"], result.get("diff")
 
 
-@pytest.mark.parametrize("target", [t for t in SUPPORTED if t != _core._config()["chosen"]])
-def test_accuracy_suite_passes_under_every_target(target):
-    """The default target runs the suite in-process; the others run it here.
+OTHER_TARGETS = [t for t in SUPPORTED if t != _core._config()["chosen"]]
+SUITE_FILES = ("test_accuracy.py", "test_edges.py", "test_fast_mode.py")
 
-    The 10^6-element long-row family is left to the in-process run (it costs
-    ~40 s per target, and fast mode's as much); the segmented long-row path is still exercised here
-    by the bit-identity script above and per target by this subprocess's
-    other families."""
-    files = [str(TESTS / f) for f in ("test_accuracy.py", "test_edges.py", "test_fast_mode.py")
-             if (TESTS / f).exists()]
-    if not files:
+
+@pytest.fixture(scope="module")
+def suites_under_other_targets():
+    """The accuracy suite under each other target, all started at once.
+
+    Each run is one single-threaded pytest process, so they share the cores
+    instead of queueing (about 70 s each); the test of each target waits for
+    its own. The 10^6-element long-row family is left to the in-process run
+    (it costs ~40 s per target, and fast mode's as much); the segmented
+    long-row path is still exercised here by the bit-identity script above
+    and per target by the subprocess's other families."""
+    files = [str(TESTS / f) for f in SUITE_FILES if (TESTS / f).exists()]
+    procs = {}
+    for target in OTHER_TARGETS if files else ():
+        env = dict(os.environ, SOFTMAX_DISABLE_CPU_FEATURES=FORCE[target])
+        procs[target] = subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k",
+             "not long_row", *files],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=TESTS.parent)
+    yield procs
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+@pytest.mark.parametrize("target", OTHER_TARGETS)
+def test_accuracy_suite_passes_under_every_target(target, suites_under_other_targets):
+    """The default target runs the suite in-process; the others run it here."""
+    if not suites_under_other_targets:
         pytest.skip("no accuracy test files in this checkout")
-    env = dict(os.environ, SOFTMAX_DISABLE_CPU_FEATURES=FORCE[target])
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "not long_row",
-         *files],
-        env=env, capture_output=True, text=True, timeout=600, cwd=TESTS.parent,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    proc = suites_under_other_targets[target]
+    try:
+        stdout, stderr = proc.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"the {target} suite did not finish in 600 s:\n{stdout[-3000:]}")
+    assert proc.returncode == 0, stdout[-3000:] + stderr[-2000:]
