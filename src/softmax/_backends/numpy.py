@@ -299,8 +299,14 @@ def _grouped(arr: NDArray[Any], plan: Plan) -> Any:
                 if order is None and not _writes_in_place(out_last, x_last, mask_last):
                     out_last = None
             direct = out_last is not None and order is None
-            result_last = (out_last if direct and out_last is not None
-                           else np.empty(x_last.shape, work_dtype))
+            if direct and out_last is not None:
+                result_last = out_last
+            elif order is not None:
+                # x was taken into a new array of our own: the core works in
+                # place (a fresh array costs its page faults)
+                result_last = x_last
+            else:
+                result_last = np.empty(x_last.shape, work_dtype)
             _core.segment_softmax(x_last, result_last, mask_last, groups.offsets, scale.c_hi,
                                   scale.c_lo, plan.log, plan.accuracy)
             if direct:

@@ -675,6 +675,13 @@ SM_FN(groups)(const char *x, char *out, const int64_t *off, ptrdiff_t g0, ptrdif
         }
         glen[g - g0] = (unsigned char)n;
         from[n + 1]++;
+        /* The batches visit the window by length, not by address: asked for
+         * here, in address order, the lines arrive while the window is sorted. */
+        __builtin_prefetch((const IN_T *)x + off[g]);
+        __builtin_prefetch((const IN_T *)x + off[g + 1] - 1);
+        if (mode != 2) {
+            __builtin_prefetch((IN_T *)out + off[g], 1);
+        }
     }
     for (int n = 1; n <= SM_GSHORT; n++) {
         from[n + 1] += from[n];
