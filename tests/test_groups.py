@@ -323,6 +323,22 @@ def test_dask_groups_across_chunks(client, chunk, encoding):
     check_group_lse(lse.compute(), x, ids, N_GROUPS, what=f"dask chunk {chunk}")
 
 
+@pytest.mark.parametrize("chunk", [5, 1000])
+@pytest.mark.parametrize("temperature", [1.0, 0.0])
+def test_dask_reads_the_ids_as_they_were_when_called(client, chunk, temperature):
+    """The ids are not copied on the way in (NumPy reads them at once); Dask
+    computes later, so it keeps ids of its own: reusing the caller's array in
+    between changes nothing."""
+    da = pytest.importorskip("dask.array")
+    x, ids = da.from_array(X_MIXED, chunks=chunk), IDS_MIXED.astype(np.int64)
+    want = sm.segment_softmax(x, ids, num_segments=N_GROUPS, temperature=temperature).compute()
+    mine = ids.copy()
+    lazy = sm.segment_softmax(x, mine, num_segments=N_GROUPS, temperature=temperature)
+    mine[:] = mine[::-1]
+    assert not np.array_equal(mine, ids)
+    np.testing.assert_array_equal(lazy.compute(), want)
+
+
 def test_dask_2d_along_axis0(client):
     da = pytest.importorskip("dask.array")
     base = RNG.normal(0, 5, (X_SORTED.size, 3)) + X_SORTED[:, None]

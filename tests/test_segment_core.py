@@ -418,6 +418,42 @@ def test_bad_out_shapes_raise_value_error():
         _core.segment_softmax(x, np.empty((2, 4)), None, off, 1.0, 0.0, False)
 
 
+@pytest.mark.parametrize("case", ["empty", "one", "sorted", "unsorted", "gaps", "negative",
+                                  "too big"])
+def test_one_scan_of_the_ids_agrees_with_numpy(case):
+    """_core.group_scan, the one pass over segment ids, against min, max,
+    sortedness and bincount (and out-of-range ids give no offsets)."""
+    rng = np.random.default_rng(7)
+    ids = {"empty": np.zeros(0, np.int64), "one": np.array([4]),
+           "sorted": np.sort(rng.integers(0, 50, 1000)),
+           "unsorted": rng.integers(0, 50, 1000),
+           "gaps": np.array([0, 0, 7, 7, 7, 30, 31, 31]),
+           "negative": np.array([3, -1, 2]), "too big": np.array([0, 1, 60])}[case]
+    ids = ids.astype(np.int64)
+    for count in (None, 60):
+        offsets, lo_, hi_, ordered = _core.group_scan(ids, -1 if count is None else count)
+        lo = int(ids.min()) if ids.size else 0
+        hi = int(ids.max()) if ids.size else -1
+        assert (lo_, hi_) == (lo, hi)
+        assert ordered == bool(np.all(np.diff(ids) >= 0))
+        groups = hi + 1 if count is None else count
+        if lo < 0 or hi >= groups:
+            assert offsets is None
+            continue
+        want = np.concatenate([[0], np.cumsum(np.bincount(ids, minlength=groups))])
+        np.testing.assert_array_equal(offsets, want)
+        assert offsets.dtype == np.int64
+
+
+def test_group_scan_refuses_what_it_cannot_read():
+    with pytest.raises(ValueError, match="internal"):
+        _core.group_scan(np.array([1, 2], np.int32), -1)
+    with pytest.raises(ValueError, match="internal"):
+        _core.group_scan(np.arange(6, dtype=np.int64)[::2], -1)
+    with pytest.raises(ValueError, match="internal"):
+        _core.group_scan(np.arange(3, dtype=np.int64), -2)
+
+
 @pytest.mark.skipif(os.environ.get("SOFTMAX_SEGMENT_TARGET_RUN") == "1",
                     reason="already the per-target run")
 @pytest.mark.parametrize("target", [t for t in SUPPORTED if t != _core._config()["chosen"]])

@@ -643,8 +643,12 @@ def accuracy_code(accuracy: Any, name: str = "accuracy") -> int:
 # ---- groups (segment_* functions) -------------------------------------------
 
 
-def _host_integers(a: Any, name: str) -> NDArray[np.int64]:
-    """An index argument (NumPy, list, tensor, JAX or Dask array) as 1-d int64 on the host."""
+def _host_integers(a: Any, name: str, *, copy: bool = True) -> NDArray[np.int64]:
+    """An index argument (NumPy, list, tensor, JAX or Dask array) as 1-d int64 on the host.
+
+    A copy unless ``copy=False`` (then a contiguous int64 array comes back as
+    itself: the caller reads it at once and keeps nothing that reads it later).
+    """
     if hasattr(a, "detach"):  # a PyTorch tensor, possibly on a GPU
         a = a.detach().cpu()
     try:
@@ -659,7 +663,7 @@ def _host_integers(a: Any, name: str) -> NDArray[np.int64]:
         raise ValueError(f"{name} must be 1-dimensional, got shape {arr.shape}")
     if arr.dtype == np.uint64 and arr.size and int(arr.max()) > np.iinfo(np.int64).max:
         raise ValueError(f"{name} must fit in int64, got {int(arr.max())}")
-    return arr.astype(np.int64)
+    return arr.astype(np.int64) if copy else np.ascontiguousarray(arr, dtype=np.int64)
 
 
 def _group_count(num_segments: Any) -> int:
@@ -677,7 +681,7 @@ def groups(segment_ids: Any, offsets: Any, num_segments: Any, n: int, axis: int)
     `offsets` (CSR: 0 first, n last, non-decreasing) is given. Returns the
     backends' `Groups` layout.
     """
-    from ._backends.groups import Groups
+    from ._backends.groups import Groups, scan_ids
 
     if n < 0:  # a 0-d x: there is no axis to group
         raise ValueError("x must have at least one dimension (the grouped axis), got a 0-d array")
@@ -688,24 +692,24 @@ def groups(segment_ids: Any, offsets: Any, num_segments: Any, n: int, axis: int)
         )
     count = None if num_segments is None else _group_count(num_segments)
     if segment_ids is not None:
-        ids = _host_integers(segment_ids, "segment_ids")
+        # not copied: the layout (offsets, order) is taken from it here, and
+        # what reads ids later (Dask's parts) holds copies of its own
+        ids = _host_integers(segment_ids, "segment_ids", copy=False)
         if ids.size != n:
             raise ValueError(
                 f"segment_ids must have one id per entry along axis {axis} (length {n}), "
                 f"got length {ids.size}"
             )
-        if ids.size and ids.min() < 0:
+        scan = scan_ids(ids, count)
+        if scan.lo < 0:
             i = int(np.argmax(ids < 0))
             raise ValueError(f"segment_ids must be >= 0, got {ids[i]} at index {i}")
-        top = int(ids.max()) + 1 if ids.size else 0
-        if count is None:
-            count = top
-        elif top > count:
+        if count is not None and scan.hi >= count:
             i = int(np.argmax(ids >= count))
             raise ValueError(
                 f"segment_ids must be < num_segments = {count}, got {ids[i]} at index {i}"
             )
-        return Groups.from_ids(ids, count)
+        return Groups.from_scan(ids, scan)
     off = _host_integers(offsets, "offsets")
     if off.size == 0 or off[0] != 0 or off[-1] != n:
         got = "an empty array" if off.size == 0 else f"[{off[0]}, ..., {off[-1]}]"

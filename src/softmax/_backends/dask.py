@@ -296,6 +296,8 @@ def _group_finish_block(v: NDArray[Any], packed: NDArray[np.void],
 
 def _grouped(x: Array, plan: Plan) -> Array:
     da = _da()
+    # the blocks read the ids when computed: a copy of our own, not the caller's array
+    plan = plan.replace(groups=plan.groups.owning_ids())
     dtype, axis, groups = plan.result_dtype, plan.axes[0], plan.groups
     x = da.moveaxis(x, axis, -1)
     keep = None if plan.mask is None else da.moveaxis(plan.mask, axis, -1)

@@ -33,7 +33,7 @@ from .. import _core
 from . import merge
 from .._typing import Array, Namespace, NDArray
 
-__all__ = ["Bucket", "Groups", "group_finish", "group_state", "group_sum"]
+__all__ = ["Bucket", "Groups", "IdScan", "group_finish", "group_state", "group_sum", "scan_ids"]
 
 
 class Bucket(NamedTuple):
@@ -46,6 +46,24 @@ class Bucket(NamedTuple):
     groups: NDArray[np.int64]
     positions: NDArray[np.int64]
     valid: NDArray[np.bool]
+
+
+class IdScan(NamedTuple):
+    """What one pass over group ids finds (`scan_ids`)."""
+
+    offsets: NDArray[np.int64] | None  # None: an id outside [0, num_groups)
+    lo: int  # the smallest id (0 when there are none)
+    hi: int  # the largest id (-1 when there are none)
+    ordered: bool  # the ids never decrease
+
+
+def scan_ids(ids: NDArray[np.int64], num_groups: int | None) -> IdScan:
+    """Range, order and CSR offsets of 1-d contiguous int64 ids, in one pass of the core.
+
+    `num_groups` None means the largest id + 1.
+    """
+    offsets, lo, hi, ordered = _core.group_scan(ids, -1 if num_groups is None else num_groups)
+    return IdScan(offsets, lo, hi, ordered)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -72,13 +90,18 @@ class Groups:
     @classmethod
     def from_ids(cls, ids: NDArray[np.int64], num_groups: int) -> Groups:
         """From checked ids in [0, num_groups)."""
-        counts = np.bincount(ids, minlength=num_groups)
-        offsets = np.zeros(num_groups + 1, np.int64)
-        np.cumsum(counts, out=offsets[1:])
-        ordered = ids.size < 2 or bool(np.all(ids[1:] >= ids[:-1]))
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        return cls.from_scan(ids, scan_ids(ids, num_groups))
+
+    @classmethod
+    def from_scan(cls, ids: NDArray[np.int64], scan: IdScan) -> Groups:
+        """From ids and their `scan_ids`, every id in range (scan.offsets is not None)."""
+        offsets = scan.offsets
+        if offsets is None:
+            raise ValueError("group ids out of range (internal)")
         # a counting sort in the core: O(n), where argsort takes ~20x longer
-        order = None if ordered else _core.group_order(ids, offsets)
-        return cls(num_groups, offsets, order, ids)
+        order = None if scan.ordered else _core.group_order(ids, offsets)
+        return cls(offsets.size - 1, offsets, order, ids)
 
     @classmethod
     def from_offsets(cls, offsets: NDArray[np.int64]) -> Groups:
@@ -103,6 +126,12 @@ class Groups:
     def part(self, start: int, stop: int) -> Groups:
         """The groups of the entries start..stop-1 (a Dask block), numbered as here."""
         return Groups.from_ids(self.ids[start:stop], self.num_groups)
+
+    def owning_ids(self) -> Groups:
+        """These groups with a private copy of the given ids (for work that runs later)."""
+        if self.given_ids is None:
+            return self
+        return dataclasses.replace(self, given_ids=self.given_ids.copy())
 
     @functools.cached_property
     def buckets(self) -> tuple[Bucket, ...]:

@@ -853,6 +853,83 @@ core_copy(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(group_scan_doc,
+"group_scan(ids, num_groups)\n--\n\n"
+"Internal: one pass over ids (1-d C-contiguous int64) for what a segment\n"
+"call needs to know: (offsets, lo, hi, ordered), lo and hi the smallest\n"
+"and largest id (0 and -1 when empty), ordered whether they never\n"
+"decrease, offsets the groups' CSR boundaries in group order (int64,\n"
+"num_groups + 1 entries; num_groups -1: hi + 1), or None when an id is\n"
+"outside [0, num_groups) (the caller names it).");
+
+static PyObject *
+core_group_scan(PyObject *self, PyObject *args)
+{
+    PyArrayObject *ids;
+    Py_ssize_t ng_arg;
+    if (!PyArg_ParseTuple(args, "O!n", &PyArray_Type, &ids, &ng_arg)) {
+        return NULL;
+    }
+    if (PyArray_TYPE(ids) != NPY_INT64 || PyArray_NDIM(ids) != 1 ||
+        !PyArray_IS_C_CONTIGUOUS(ids) || ng_arg < -1) {
+        PyErr_SetString(PyExc_ValueError, "ids must be 1-d contiguous int64 (internal)");
+        return NULL;
+    }
+    const npy_intp n = PyArray_DIM(ids, 0);
+    const int64_t *id = PyArray_DATA(ids);
+    int64_t lo = 0, hi = -1;
+    int ordered = 1;
+    Py_BEGIN_ALLOW_THREADS
+    if (n > 0) {
+        lo = hi = id[0];
+        for (npy_intp i = 1; i < n; i++) {
+            const int64_t g = id[i];
+            ordered &= g >= id[i - 1];
+            lo = g < lo ? g : lo;
+            hi = g > hi ? g : hi;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    const int64_t ng = ng_arg == -1 ? hi + 1 : (int64_t)ng_arg;
+    if (lo < 0 || hi >= ng || ng > NPY_MAX_INTP - 1) {
+        return Py_BuildValue("OLLO", Py_None, (long long)lo, (long long)hi,
+                             ordered ? Py_True : Py_False);
+    }
+    const npy_intp len = (npy_intp)ng + 1;
+    PyArrayObject *offsets = (PyArrayObject *)PyArray_ZEROS(1, &len, NPY_INT64, 0);
+    if (offsets == NULL) {
+        return NULL;
+    }
+    int64_t *off = PyArray_DATA(offsets);
+    Py_BEGIN_ALLOW_THREADS
+    if (ordered) {
+        /* offsets[g] = the first entry of a group >= g: one sweep of both */
+        int64_t g = 0;
+        for (npy_intp i = 0; i < n; i++) {
+            while (g <= id[i]) {
+                off[g++] = i;
+            }
+        }
+        while (g <= ng) {
+            off[g++] = n;
+        }
+    }
+    else {
+        /* counts shifted by one, then their running sum */
+        for (npy_intp i = 0; i < n; i++) {
+            off[id[i] + 1]++;
+        }
+        for (int64_t g = 0; g < ng; g++) {
+            off[g + 1] += off[g];
+        }
+    }
+    Py_END_ALLOW_THREADS
+    PyObject *res = Py_BuildValue("OLLO", (PyObject *)offsets, (long long)lo, (long long)hi,
+                                  ordered ? Py_True : Py_False);
+    Py_DECREF(offsets);
+    return res;
+}
+
 PyDoc_STRVAR(group_order_doc,
 "group_order(ids, offsets)\n--\n\n"
 "Internal: the stable order that sorts the entries by group (a counting\n"
@@ -910,6 +987,7 @@ core_group_order(PyObject *self, PyObject *args)
 }
 
 static PyMethodDef core_methods[] = {
+    {"group_scan", core_group_scan, METH_VARARGS, group_scan_doc},
     {"group_order", core_group_order, METH_VARARGS, group_order_doc},
     {"softmax", core_softmax, METH_VARARGS, softmax_doc},
     {"logsumexp", core_logsumexp, METH_VARARGS, logsumexp_doc},
