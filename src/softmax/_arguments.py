@@ -700,7 +700,13 @@ def groups(segment_ids: Any, offsets: Any, num_segments: Any, n: int, axis: int)
                 f"segment_ids must have one id per entry along axis {axis} (length {n}), "
                 f"got length {ids.size}"
             )
-        scan = scan_ids(ids, count)
+        try:
+            scan = scan_ids(ids, count)
+        except (MemoryError, ValueError) as exc:  # the offsets: one int64 per group
+            what = (f"num_segments = {count}" if count is not None
+                    else f"segment_ids up to {int(ids.max())} (num_segments = max + 1)")
+            kind = MemoryError if isinstance(exc, MemoryError) else ValueError
+            raise kind(f"{what} groups do not fit in memory ({exc})") from None
         if scan.lo < 0:
             i = int(np.argmax(ids < 0))
             raise ValueError(f"segment_ids must be >= 0, got {ids[i]} at index {i}")

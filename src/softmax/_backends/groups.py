@@ -62,6 +62,8 @@ def scan_ids(ids: NDArray[np.int64], num_groups: int | None) -> IdScan:
 
     `num_groups` None means the largest id + 1.
     """
+    if num_groups is not None and num_groups >= np.iinfo(np.intp).max:
+        raise ValueError("their offsets exceed the largest possible array")
     offsets, lo, hi, ordered = _core.group_scan(ids, -1 if num_groups is None else num_groups)
     return IdScan(offsets, lo, hi, ordered)
 

@@ -890,8 +890,12 @@ core_group_scan(PyObject *self, PyObject *args)
         }
     }
     Py_END_ALLOW_THREADS
-    const int64_t ng = ng_arg == -1 ? hi + 1 : (int64_t)ng_arg;
-    if (lo < 0 || hi >= ng || ng > NPY_MAX_INTP - 1) {
+    const int64_t ng = ng_arg != -1 ? (int64_t)ng_arg : hi < INT64_MAX ? hi + 1 : INT64_MAX;
+    if (ng > NPY_MAX_INTP / (npy_intp)sizeof(int64_t) - 1) {
+        PyErr_SetString(PyExc_ValueError, "their offsets exceed the largest possible array");
+        return NULL;
+    }
+    if (lo < 0 || hi >= ng) {
         return Py_BuildValue("OLLO", Py_None, (long long)lo, (long long)hi,
                              ordered ? Py_True : Py_False);
     }
