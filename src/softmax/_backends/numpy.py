@@ -38,6 +38,8 @@ def _core_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
 
 def axes_last(a: NDArray[Any], axes: tuple[int, ...]) -> NDArray[Any]:
     """View (or, for several axes, possibly a copy) with `axes` merged last."""
+    if axes == (a.ndim - 1,):  # already last (np.moveaxis alone costs some 5 us)
+        return a
     moved = np.moveaxis(a, axes, range(a.ndim - len(axes), a.ndim))
     if len(axes) == 1:
         return moved
@@ -50,6 +52,8 @@ def axes_back(a_last: NDArray[Any], like_shape: tuple[int, ...], axes: tuple[int
               ) -> NDArray[Any]:
     """Inverse of `axes_last` for an array shaped like the moved one."""
     ndim = len(like_shape)
+    if axes == (ndim - 1,) and a_last.shape == like_shape:
+        return a_last
     moved_shape = tuple(like_shape[i] for i in range(ndim) if i not in axes) + tuple(
         like_shape[i] for i in axes
     )
