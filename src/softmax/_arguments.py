@@ -205,6 +205,10 @@ def where_mask(where: Any, shape: tuple[int, ...], name: str = "x") -> NDArray[n
     mask = np.asarray(where)
     if mask.dtype != np.bool_:
         raise TypeError(f"where must be a boolean array, got dtype {mask.dtype}")
+    if mask.shape == shape:  # the usual case: a read-only view, without broadcast_to's cost
+        view: NDArray[np.bool] = mask.view()
+        view.flags.writeable = False
+        return view
     try:
         return np.broadcast_to(mask, shape)
     except ValueError:
