@@ -445,6 +445,37 @@ def test_one_scan_of_the_ids_agrees_with_numpy(case):
         assert offsets.dtype == np.int64
 
 
+@pytest.mark.parametrize("dtype", [np.bool_, np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 7), (3, 1000), (2, 70_000)])
+def test_group_move_gathers_and_scatters_as_numpy(dtype, shape):
+    """_core.group_move (the permutation of unsorted ids, on the pool's threads
+    from 65536 entries) against np.take and fancy assignment."""
+    rng = np.random.default_rng(11)
+    src = rng.standard_normal(shape).astype(dtype)
+    order = rng.permutation(shape[1]).astype(np.int64)
+    got = np.empty_like(src)
+    _core.group_move(src, order, got, False)
+    np.testing.assert_array_equal(got, np.take(src, order, axis=-1))
+    want = np.empty_like(src)
+    want[..., order] = src
+    _core.group_move(src, order, got, True)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_group_move_refuses_what_it_cannot_do_safely():
+    src = np.arange(6.0).reshape(1, 6)
+    dst = np.empty_like(src)
+    for bad in ([0, 1, 2, 3, 4, 6], [0, 1, 2, 3, 4, -1]):
+        with pytest.raises(ValueError, match="outside the row"):
+            _core.group_move(src, np.array(bad, np.int64), dst, True)
+    with pytest.raises(ValueError, match="internal"):  # dst overlapping src
+        _core.group_move(src, np.arange(6, dtype=np.int64), src, False)
+    with pytest.raises(ValueError, match="internal"):  # order of the wrong length
+        _core.group_move(src, np.arange(5, dtype=np.int64), dst, False)
+    with pytest.raises(ValueError, match="internal"):  # 1-d arrays
+        _core.group_move(src[0], np.arange(6, dtype=np.int64), dst[0], False)
+
+
 def test_group_scan_refuses_what_it_cannot_read():
     with pytest.raises(ValueError, match="internal"):
         _core.group_scan(np.array([1, 2], np.int32), -1)

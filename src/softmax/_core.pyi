@@ -21,6 +21,9 @@ def segment_logsumexp(x: NDArray[Any], out: NDArray[Any], where: NDArray[np.bool
 # One pass over the ids: (CSR offsets or None if an id is out of range, min, max, sorted).
 def group_scan(ids: NDArray[np.int64], num_groups: int, /
                ) -> tuple[NDArray[np.int64] | None, int, int, bool]: ...
+# Rows gathered by a permutation (dst[:, k] = src[:, order[k]]) or scattered (scatter=True).
+def group_move(src: NDArray[Any], order: NDArray[np.int64], dst: NDArray[Any], scatter: bool,
+               /) -> None: ...
 # The stable order that sorts entries by group id (a counting sort).
 def group_order(ids: NDArray[np.int64], offsets: NDArray[np.int64], /) -> NDArray[np.int64]: ...
 # The plain call, run at once; its slots depend on the mode (see fast_doc):

@@ -286,8 +286,8 @@ def _grouped(arr: NDArray[Any], plan: Plan) -> Any:
             x_last, scale = _uniform(x_last, scale, work_dtype)
         order = groups.order
         if order is not None:  # group order: each group's entries side by side
-            x_last = np.take(x_last, order, axis=-1)
-            mask_last = None if mask_last is None else np.take(mask_last, order, axis=-1)
+            x_last = _take(x_last, order)
+            mask_last = None if mask_last is None else _take(mask_last, order)
         if plan.op == "logsumexp":
             result_last = np.empty(x_last.shape[:-1] + (groups.num_groups,), work_dtype)
             _core.segment_logsumexp(x_last, result_last, mask_last, groups.offsets,
@@ -317,7 +317,7 @@ def _grouped(arr: NDArray[Any], plan: Plan) -> Any:
                 return out
             if order is not None:
                 back = out_last if out_last is not None else np.empty_like(result_last)
-                back[..., order] = result_last  # x was taken: no overlap with it
+                _put(back, order, result_last)  # x was taken: no overlap with it
                 if out_last is not None:
                     return out
                 result_last = back
@@ -326,6 +326,33 @@ def _grouped(arr: NDArray[Any], plan: Plan) -> Any:
         with np.errstate(over="ignore"):
             return result.astype(plan.result_dtype, copy=False)
     return _finish(result, plan.out, plan.result_dtype)
+
+
+def _as_rows(a: NDArray[Any]) -> NDArray[Any] | None:
+    """A C-contiguous `a` as a 2-d view (rows, last axis) for the core, else None."""
+    if not a.flags.c_contiguous or a.size == 0 or a.dtype.itemsize not in (1, 2, 4, 8):
+        return None
+    return a.reshape(-1, a.shape[-1])
+
+
+def _take(a: NDArray[Any], order: NDArray[np.int64]) -> NDArray[Any]:
+    """``np.take(a, order, axis=-1)``, on the core's threads when `a` is contiguous."""
+    rows = _as_rows(a)
+    if rows is None:
+        taken: NDArray[Any] = np.take(a, order, axis=-1)
+        return taken
+    dst = np.empty(a.shape, a.dtype)
+    _core.group_move(rows, order, dst.reshape(rows.shape), False)
+    return dst
+
+
+def _put(back: NDArray[Any], order: NDArray[np.int64], r: NDArray[Any]) -> None:
+    """``back[..., order] = r``, on the core's threads when both are contiguous."""
+    rows, dst = _as_rows(r), _as_rows(back)
+    if rows is None or dst is None or back.dtype != r.dtype:
+        back[..., order] = r
+        return
+    _core.group_move(rows, order, dst, True)
 
 
 def _grouped_generic(x_last: NDArray[Any], mask_last: NDArray[Any] | None, plan: Plan

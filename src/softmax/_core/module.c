@@ -853,6 +853,90 @@ core_copy(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* Rows of a 2-d array gathered by (or scattered to) one permutation. */
+typedef struct {
+    const char *src;
+    char *dst;
+    const int64_t *order;
+    npy_intp rows, n, isz;
+    int scatter;
+    int bad[SM_MAX_THREADS];
+} move_ctx;
+
+static void
+move_task(void *arg, int tid, int nt)
+{
+    move_ctx *c = arg;
+    const npy_intp n = c->n, isz = c->isz;
+    const npy_intp k0 = n * tid / nt, k1 = n * (tid + 1) / nt;
+    for (npy_intp r = 0; r < c->rows; r++) {
+        const char *s = c->src + r * n * isz;
+        char *d = c->dst + r * n * isz;
+        for (npy_intp k = k0; k < k1; k++) {
+            const int64_t o = c->order[k];
+            /* every access stays inside the row, whatever order holds */
+            if (o < 0 || o >= n) {
+                c->bad[tid] = 1;
+                return;
+            }
+            const npy_intp from = c->scatter ? k : (npy_intp)o, to = c->scatter ? (npy_intp)o : k;
+            switch (isz) {
+            case 8: memcpy(d + to * 8, s + from * 8, 8); break;
+            case 4: memcpy(d + to * 4, s + from * 4, 4); break;
+            case 2: memcpy(d + to * 2, s + from * 2, 2); break;
+            default: d[to] = s[from]; break;
+            }
+        }
+    }
+}
+
+PyDoc_STRVAR(group_move_doc,
+"group_move(src, order, dst, scatter)\n--\n\n"
+"Internal: the rows of src (2-d C-contiguous, items of 1, 2, 4 or 8 bytes)\n"
+"gathered into dst by order (dst[:, k] = src[:, order[k]]) or, with scatter,\n"
+"scattered (dst[:, order[k]] = src[:, k]); order 1-d contiguous int64, one\n"
+"entry per column. The pool's threads split the columns: the random reads\n"
+"or writes of one thread wait on memory, two keep twice as many in flight.");
+
+static PyObject *
+core_group_move(PyObject *self, PyObject *args)
+{
+    PyArrayObject *src, *order, *dst;
+    int scatter;
+    if (!PyArg_ParseTuple(args, "O!O!O!p", &PyArray_Type, &src, &PyArray_Type, &order,
+                          &PyArray_Type, &dst, &scatter)) {
+        return NULL;
+    }
+    const npy_intp isz = PyArray_ITEMSIZE(src);
+    if (PyArray_TYPE(order) != NPY_INT64 || PyArray_NDIM(order) != 1 ||
+        !PyArray_IS_C_CONTIGUOUS(order) || PyArray_NDIM(src) != 2 || PyArray_NDIM(dst) != 2 ||
+        !PyArray_IS_C_CONTIGUOUS(src) || !PyArray_IS_C_CONTIGUOUS(dst) ||
+        !PyArray_ISWRITEABLE(dst) || PyArray_ITEMSIZE(dst) != isz ||
+        !(isz == 1 || isz == 2 || isz == 4 || isz == 8) ||
+        PyArray_DIM(src, 0) != PyArray_DIM(dst, 0) || PyArray_DIM(src, 1) != PyArray_DIM(dst, 1) ||
+        PyArray_DIM(src, 1) != PyArray_DIM(order, 0) || extents_overlap(src, dst)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "group_move: src and dst 2-d C-contiguous alike and apart, order 1-d "
+                        "contiguous int64 with one entry per column (internal)");
+        return NULL;
+    }
+    move_ctx c = {PyArray_BYTES(src), PyArray_BYTES(dst), PyArray_DATA(order),
+                  PyArray_DIM(src, 0), PyArray_DIM(src, 1), isz, scatter, {0}};
+    /* below ~64k entries the pool's wake-up costs more than it saves */
+    const int nt = PyArray_SIZE(src) >= 65536 ? sm_get_num_threads() : 1;
+    int used;
+    Py_BEGIN_ALLOW_THREADS
+    used = sm_pool_run(move_task, &c, nt);
+    Py_END_ALLOW_THREADS
+    for (int t = 0; t < used; t++) {
+        if (c.bad[t]) {
+            PyErr_SetString(PyExc_ValueError, "order holds an index outside the row (internal)");
+            return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(group_scan_doc,
 "group_scan(ids, num_groups)\n--\n\n"
 "Internal: one pass over ids (1-d C-contiguous int64) for what a segment\n"
@@ -993,6 +1077,7 @@ core_group_order(PyObject *self, PyObject *args)
 static PyMethodDef core_methods[] = {
     {"group_scan", core_group_scan, METH_VARARGS, group_scan_doc},
     {"group_order", core_group_order, METH_VARARGS, group_order_doc},
+    {"group_move", core_group_move, METH_VARARGS, group_move_doc},
     {"softmax", core_softmax, METH_VARARGS, softmax_doc},
     {"logsumexp", core_logsumexp, METH_VARARGS, logsumexp_doc},
     {"segment_softmax", core_segment_softmax, METH_VARARGS, segment_softmax_doc},
