@@ -62,9 +62,10 @@ def scan_ids(ids: NDArray[np.int64], num_groups: int | None) -> IdScan:
 
     `num_groups` None means the largest id + 1.
     """
-    if num_groups is not None and num_groups >= np.iinfo(np.intp).max:
-        raise ValueError("their offsets exceed the largest possible array")
-    offsets, lo, hi, ordered = _core.group_scan(ids, -1 if num_groups is None else num_groups)
+    # a count beyond what C takes is as impossible to allocate as the largest
+    # it takes: the core refuses both with the same message
+    count = -1 if num_groups is None else min(num_groups, int(np.iinfo(np.intp).max))
+    offsets, lo, hi, ordered = _core.group_scan(ids, count)
     return IdScan(offsets, lo, hi, ordered)
 
 

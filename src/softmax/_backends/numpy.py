@@ -347,9 +347,10 @@ def _take(a: NDArray[Any], order: NDArray[np.int64]) -> NDArray[Any]:
 
 
 def _put(back: NDArray[Any], order: NDArray[np.int64], r: NDArray[Any]) -> None:
-    """``back[..., order] = r``, on the core's threads when both are contiguous."""
+    """``back[..., order] = r`` (back of r's dtype), on the core's threads when
+    both are contiguous."""
     rows, dst = _as_rows(r), _as_rows(back)
-    if rows is None or dst is None or back.dtype != r.dtype:
+    if rows is None or dst is None:
         back[..., order] = r
         return
     _core.group_move(rows, order, dst, True)
