@@ -134,7 +134,10 @@ def other_libraries() -> None:
 
         t = torch.tensor([[2.0, 1.0, 0.1]], requires_grad=True)
         p = assert_type(softmax.softmax(t), torch.Tensor)
-        assert_type(softmax.logsumexp(t, axis=-1, return_sign=True), tuple[torch.Tensor, torch.Tensor])
+        # unpacked: without torch installed, mypy sees Any and the pair as tuple[Any, ...]
+        lse, sign = softmax.logsumexp(t, axis=-1, return_sign=True)
+        assert_type(lse, torch.Tensor)
+        assert_type(sign, torch.Tensor)
         assert_type(softmax.entropy(t), torch.Tensor)
         loss = assert_type(softmax.cross_entropy(t, torch.tensor([0])), torch.Tensor)
         assert_type(softmax.sample(t, rng=0), torch.Tensor)
