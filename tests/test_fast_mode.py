@@ -210,6 +210,64 @@ def test_results_do_not_depend_on_the_thread_count():
         assert _bits(a) == _bits(b)
 
 
+def _ulp_error_float32(p, ref):
+    """|p - ref| in float32 ulps of ref (ref in float64, an independent
+    evaluation), for the entries whose reference is a normal float32."""
+    ref32 = ref.astype(np.float32)
+    normal = ref >= np.finfo(np.float32).tiny
+    return np.abs(p[normal].astype(np.float64) - ref[normal]) / np.spacing(ref32[normal])
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_long_row_segments_are_scaled_from_their_own_max(temperature):
+    """A float32 row longer than the core's whole-row limit (131072) runs in
+    segments of 4096; softmax writes each from its exps relative to the
+    segment's own max (kept in a contiguous out, recomputed otherwise).
+    Segments fully -inf, segments whose max is so far below the row's that
+    their factor underflows, the max in a late segment: within the fast
+    bound of a float64 softmax taken here directly, zeros where the exact
+    value is below half the smallest subnormal, and the same bits for every
+    layout, in place and on one or two threads."""
+    n = 200_003
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal(n) * 4).astype(np.float32)
+    x[8192:16384] = -np.inf                     # segments 2 and 3: empty
+    x[16384:20480] = -300.0 + rng.standard_normal(4096).astype(np.float32)
+    x[20480:24576] = -120.0 + rng.standard_normal(4096).astype(np.float32)
+    x[150_001] = 30.0                           # the max, in segment 36
+    y = x.astype(np.float64) / temperature
+    e = np.exp(y - y.max())
+    ref = e / e.sum()
+
+    p = sm.softmax(x, temperature=temperature, accuracy="fast")
+    assert p.dtype == np.float32
+    assert _ulp_error_float32(p, ref).max() <= rep.bound(np.float32, "fast")
+    tiny = ref < np.finfo(np.float32).smallest_subnormal / 2
+    assert np.all(p[tiny] == 0) and np.all(p[8192:16384] == 0)
+    assert abs(p.sum(dtype=np.float64) - 1.0) < 1e-5
+
+    want = _bits(p)
+    strided_out = np.zeros(2 * n, dtype=np.float32)[::2]
+    sm.softmax(x, temperature=temperature, accuracy="fast", out=strided_out)
+    strided_x = np.zeros(2 * n, dtype=np.float32)
+    strided_x[::2] = x
+    inplace = x.copy()
+    sm.softmax(inplace, temperature=temperature, accuracy="fast", out=inplace)
+    old = sm.get_num_threads()
+    try:
+        sm.set_num_threads(1)
+        one = sm.softmax(x, temperature=temperature, accuracy="fast")
+        sm.set_num_threads(2)
+        two = sm.softmax(x[None, :], temperature=temperature, accuracy="fast")[0]
+    finally:
+        sm.set_num_threads(old)
+    for other in (strided_out, inplace, one, two,
+                  sm.softmax(strided_x[::2], temperature=temperature, accuracy="fast"),
+                  sm.softmax(x, where=np.ones(n, dtype=bool), temperature=temperature,
+                             accuracy="fast")):
+        assert _bits(other) == want
+
+
 # ---- the switch: keyword, process default, environment ------------------
 
 @pytest.mark.parametrize("name", ["softmax", "log_softmax", "logsumexp"])

@@ -129,11 +129,12 @@ typedef struct {
      * x's type) filled here; m == NULL: only *src (no scan, returns
      * SM_ROW_FINITE) */
     int (*load)(const sm_row *row, int negate, void *stage, const void **src, double *m);
-    /* acc = sum of exp((v - m) c) over the non-maxima of src[0..n),
-     * overwritten (acc->hi's lanes32 lanes only; acc->count counts the
-     * maxima); e != NULL: also e[j] = exp(...) */
-    void (*expsum)(const void *src, ptrdiff_t n, double m, const sm_scale *sc, float *e,
-                   sm_acc *acc);
+    /* acc = sum of exp((v - m) c) over src[0..n), overwritten (acc->hi's
+     * lanes32 lanes only). logs (log_softmax, logsumexp): the sum of the
+     * non-maxima, acc->count counting the maxima; else (softmax) the sum of
+     * every exp, acc->count 0. e != NULL (softmax): also e[j] = exp(...) */
+    void (*expsum)(const void *src, ptrdiff_t n, double m, const sm_scale *sc, int logs,
+                   float *e, sm_acc *acc);
     /* out = e * inv, from e (stored exps) or, e == NULL, recomputed from src */
     void (*write_p)(const void *src, const float *e, double m, const sm_scale *sc, double inv,
                     const sm_row *row);
@@ -146,7 +147,7 @@ typedef struct {
      * per-column count of maxima, every entry. */
     void (*cols_max)(const sm_cols *c, int negate, double *m, double *nan);
     void (*cols_expsum)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,
-                        double *acc);
+                        int logs, double *acc);
     void (*cols_write_p)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,
                          const double *inv_hi, const double *inv_lo);
     void (*cols_write_log)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,

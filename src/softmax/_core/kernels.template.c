@@ -153,16 +153,20 @@ SM_FN(load)(const sm_row *row, int negate, double *v, double *m_out)
             mx[u] = vd_max(mx[u], a);
         }
     }
-    double lanes[SM_L];
-    for (int u = 0; u < SM_U; u++) {
-        vd_store(lanes + u * SM_W, mx[u]);
+    /* lanes past n saw only the -inf padding (or nothing): they change no
+     * max. Four independent chains, not one dependent chain of SM_L (as in
+     * load32). A NaN lane may win here: the row's kind says NaN then. */
+    for (int u = 1; u < SM_U; u++) {
+        mx[0] = vd_max(mx[0], mx[u]);
     }
-    /* lanes at and past n saw only the -inf padding: a short row scans its own */
-    const int used = n < SM_L ? (int)n : SM_L;
-    double m = m_rest;
-    for (int l = 0; l < used; l++) {
-        m = lanes[l] > m ? lanes[l] : m;
+    double lanes[SM_W];
+    vd_store(lanes, mx[0]);
+    double q[4] = {m_rest, -HUGE_VAL, -HUGE_VAL, -HUGE_VAL};
+    for (int l = 0; l < SM_W; l++) {
+        q[l % 4] = lanes[l] > q[l % 4] ? lanes[l] : q[l % 4];
     }
+    const double q01 = q[0] > q[1] ? q[0] : q[1], q23 = q[2] > q[3] ? q[2] : q[3];
+    const double m = q01 > q23 ? q01 : q23;
     *m_out = m;
     if (vb_any(nan) || nan_rest) {
         return SM_ROW_NAN;

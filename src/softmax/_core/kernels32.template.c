@@ -24,12 +24,13 @@
  * Sums: element j goes to float lane j mod SM_LF; each lane adds SM_BLOCK
  * terms in float (relative error <= 3 * 2^-24 of the block) and then
  * flushes into its double accumulator, so the row's sum has the accuracy of
- * a double sum of float exps, whatever n. Exact maxima (x == max) are
- * counted, not summed, as in the double kernels (log1p keeps the tiny
- * log-probabilities of a dominant entry). Terms below e^-86 are summed
- * apart, 2^64 higher, for float32 (see term32), and left out for float16
- * (they add under 2^-124 to the sum, whose log_softmax and logsumexp
- * effects are far below float16's smallest subnormal).
+ * a double sum of float exps, whatever n. For log_softmax and logsumexp,
+ * exact maxima (x == max) are counted, not summed, as in the double kernels
+ * (log1p keeps the tiny log-probabilities of a dominant entry), and terms
+ * below e^-86 are summed apart, 2^64 higher, for float32 (see term32), and
+ * left out for float16 (they add under 2^-124 to the sum, whose log_softmax
+ * and logsumexp effects are far below float16's smallest subnormal).
+ * Softmax needs neither: it sums every exp as it is written.
  * Contiguous, strided and masked rows differ only in where the values are
  * read from and written to: the same bits.
  */
@@ -169,16 +170,21 @@ SM_FN(load32)(const sm_row *row, int negate, void *stage, const void **src, doub
             mx[u] = vf_max(mx[u], a);
         }
     }
-    float lanes[SM_LF];
-    for (int u = 0; u < SM_UF; u++) {
-        vf_store(lanes + u * SM_WF, mx[u]);
+    /* lanes past n saw only the -inf padding (or nothing): they change no
+     * max. Four independent chains: a 16-long dependent one was a tenth of
+     * a 512-entry row's time. (A NaN lane may win here: the row's kind
+     * says NaN then, whatever m is.) */
+    for (int u = 1; u < SM_UF; u++) {
+        mx[0] = vf_max(mx[0], mx[u]);
     }
-    /* lanes at and past n saw only the -inf padding: a short row scans its own */
-    const int used = n < SM_LF ? (int)n : SM_LF;
-    float m = -HUGE_VALF;
-    for (int l = 0; l < used; l++) {
-        m = lanes[l] > m ? lanes[l] : m;
+    float lanes[SM_WF];
+    vf_store(lanes, mx[0]);
+    float q[4] = {-HUGE_VALF, -HUGE_VALF, -HUGE_VALF, -HUGE_VALF};
+    for (int l = 0; l < SM_WF; l++) {
+        q[l % 4] = lanes[l] > q[l % 4] ? lanes[l] : q[l % 4];
     }
+    const float q01 = q[0] > q[1] ? q[0] : q[1], q23 = q[2] > q[3] ? q[2] : q[3];
+    const float m = q01 > q23 ? q01 : q23;
     *m_out = (double)m;
     if (vbf_any(nan)) {
         return SM_ROW_NAN;
@@ -194,19 +200,30 @@ SM_FN(load32)(const sm_row *row, int negate, void *stage, const void **src, doub
 
 /*
  * One vector into one float partial sum: returns e = exp(y) (exact in every
- * lane when `store`, for writing), counts exact maxima in *cnt. With
- * EXACT32, terms in [e^-130, e^-86) go to *tpart scaled by 2^64 (so that a
- * sum of such terms is not rounded at the subnormal quantum: log_softmax of
- * a dominant entry and logsumexp near 0 are that sum), and *tseen is set.
+ * lane when `store` or not `logs`, for writing).
+ * logs (log_softmax, logsumexp): exact maxima are counted in *cnt, not
+ * summed, and with EXACT32, terms in [e^-130, e^-86) go to *tpart scaled by
+ * 2^64 (so that a sum of such terms is not rounded at the subnormal quantum:
+ * log_softmax of a dominant entry and logsumexp near 0 are that sum), and
+ * *tseen is set.
+ * Not logs (softmax): every exp, the maxima's exact 1s included, goes to
+ * *part as it will be written. p = e / s needs s only to its relative
+ * accuracy, which the float blocks keep either way; the count and the tiny
+ * terms (which move s by under 2^-124) would cost a quarter of the pass.
  */
 SM_ALWAYS_INLINE vf
-SM_FN(term32)(vf v, const SM_FN(ctx32) *c, const int scaled, const int store, vf *part, vf *tpart,
-              int *tseen, vf *cnt)
+SM_FN(term32)(vf v, const SM_FN(ctx32) *c, const int scaled, const int store, const int logs,
+              vf *part, vf *tpart, int *tseen, vf *cnt)
 {
     vf d, y_hi, y_lo;
     SM_FN(shift32)(v, c, scaled, &d, &y_hi, &y_lo);
     const sm_expf_parts ep = sm_vexpf_parts(y_hi, y_lo, EXACT32);
     vf e = sm_vexpf_scale(ep);
+    if (!logs) {
+        e = sm_vexpf_fix(y_hi, ep, e);
+        *part = vf_add(*part, e);
+        return e;
+    }
     const vbf top = vf_eq(d, vf_set1(0.0f));
     *cnt = vf_add_masked(top, *cnt, vf_set1(1.0f));
     /* not a maximum, and above e^-86 (which also drops -inf and NaN lanes) */
@@ -264,10 +281,10 @@ SM_FN(flush_tiny32)(vf *tpart, vd *dacc)
     }
 }
 
-/* The loop of expsum32 for constant `scaled` and `store` (unswitched below). */
+/* The loop of expsum32 for constant `scaled`, `store` and `logs` (unswitched below). */
 SM_ALWAYS_INLINE void
 SM_FN(expsum32_loop)(const IN_T *x, ptrdiff_t n, const SM_FN(ctx32) *cp, const int scaled,
-                     float *e_out, const int store, sm_acc *acc)
+                     float *e_out, const int store, const int logs, sm_acc *acc)
 {
     /* a local copy: stores to e_out cannot alias it, so it stays in registers */
     const SM_FN(ctx32) ctx = *cp;
@@ -286,8 +303,8 @@ SM_FN(expsum32_loop)(const IN_T *x, ptrdiff_t n, const SM_FN(ctx32) *cp, const i
     int round = 0;
     for (; j + SM_LF <= n; j += SM_LF) {
         for (int u = 0; u < SM_UF; u++) {
-            const vf e = SM_FN(term32)(LOADF(x + j + u * SM_WF), c, scaled, store, &part[u],
-                                       &tpart[u], &tseen, &cnt);
+            const vf e = SM_FN(term32)(LOADF(x + j + u * SM_WF), c, scaled, store, logs,
+                                       &part[u], &tpart[u], &tseen, &cnt);
             if (store) {
                 vf_store(e_out + j + u * SM_WF, e);
             }
@@ -310,7 +327,7 @@ SM_FN(expsum32_loop)(const IN_T *x, ptrdiff_t n, const SM_FN(ctx32) *cp, const i
         }
         /* vectors past n would add exact zeros to their partials: skipped */
         for (int u = 0; u < SM_UF && j + u * SM_WF < n; u++) {
-            const vf e = SM_FN(term32)(LOADF(t + u * SM_WF), c, scaled, store, &part[u],
+            const vf e = SM_FN(term32)(LOADF(t + u * SM_WF), c, scaled, store, logs, &part[u],
                                        &tpart[u], &tseen, &cnt);
             vf_store(et + u * SM_WF, e);
         }
@@ -327,35 +344,46 @@ SM_FN(expsum32_loop)(const IN_T *x, ptrdiff_t n, const SM_FN(ctx32) *cp, const i
             vd_store(acc->hi + u * SM_WF + h * SM_W, dacc[u * SM_HALVES + h]);
         }
     }
-    float cl[SM_WF];
-    vf_store(cl, cnt);
     acc->count = 0.0;
-    for (int l = 0; l < SM_WF; l++) {
-        acc->count += (double)cl[l];
+    if (logs) {
+        float cl[SM_WF];
+        vf_store(cl, cnt);
+        for (int l = 0; l < SM_WF; l++) {
+            acc->count += (double)cl[l];
+        }
     }
 }
 
-/* acc->hi and acc->count = the sums of src[0..n) (see above), overwritten
- * (the caller does not clear acc); e_out != NULL: also store the exps */
+/* acc->hi and acc->count = the sums of src[0..n) (see term32 for `logs`),
+ * overwritten (the caller does not clear acc); e_out != NULL (softmax
+ * only): also store the exps */
 static void
-SM_FN(expsum32)(const void *src, ptrdiff_t n, double m, const sm_scale *sc, float *e_out,
-                sm_acc *acc)
+SM_FN(expsum32)(const void *src, ptrdiff_t n, double m, const sm_scale *sc, int logs,
+                float *e_out, sm_acc *acc)
 {
     const IN_T *x = (const IN_T *)src;
     const SM_FN(ctx32) c = SM_FN(ctx32_make)(m, sc);
-    if (sc->scaled) {
-        if (e_out != NULL) {
-            SM_FN(expsum32_loop)(x, n, &c, 1, e_out, 1, acc);
+    if (e_out != NULL) {
+        if (sc->scaled) {
+            SM_FN(expsum32_loop)(x, n, &c, 1, e_out, 1, 0, acc);
         }
         else {
-            SM_FN(expsum32_loop)(x, n, &c, 1, NULL, 0, acc);
+            SM_FN(expsum32_loop)(x, n, &c, 0, e_out, 1, 0, acc);
         }
     }
-    else if (e_out != NULL) {
-        SM_FN(expsum32_loop)(x, n, &c, 0, e_out, 1, acc);
+    else if (logs) {
+        if (sc->scaled) {
+            SM_FN(expsum32_loop)(x, n, &c, 1, NULL, 0, 1, acc);
+        }
+        else {
+            SM_FN(expsum32_loop)(x, n, &c, 0, NULL, 0, 1, acc);
+        }
+    }
+    else if (sc->scaled) {
+        SM_FN(expsum32_loop)(x, n, &c, 1, NULL, 0, 0, acc);
     }
     else {
-        SM_FN(expsum32_loop)(x, n, &c, 0, NULL, 0, acc);
+        SM_FN(expsum32_loop)(x, n, &c, 0, NULL, 0, 0, acc);
     }
 }
 
@@ -535,9 +563,10 @@ SM_FN(cols_max32)(const sm_cols *c, int negate, double *m, double *nan)
     }
 }
 
-static void
-SM_FN(cols_expsum32)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,
-                     double *acc)
+/* cols_expsum32 for a constant `logs` (see term32) */
+SM_ALWAYS_INLINE void
+SM_FN(cols_expsum32_for)(const sm_cols *c, int negate, const double *m, const sm_scale *sc,
+                         const int logs, double *acc)
 {
     const ptrdiff_t width = c->blocks * SM_WF;
     const ptrdiff_t strip = (ptrdiff_t)SM_LF * SM_BLOCK;
@@ -557,8 +586,8 @@ SM_FN(cols_expsum32)(const sm_cols *c, int negate, const double *m, const sm_sca
             }
             for (ptrdiff_t i = i0; i < i1; i++) {
                 const int k = (int)(i % SM_LF);
-                (void)SM_FN(term32)(SM_FN(col_load32)(c, i, b, negate), &ctx, scaled, 0, &part[k],
-                                    &tpart[k], &tseen, &cnt);
+                (void)SM_FN(term32)(SM_FN(col_load32)(c, i, b, negate), &ctx, scaled, 0, logs,
+                                    &part[k], &tpart[k], &tseen, &cnt);
             }
             /* the flush of flush32 / flush_tiny32, accumulator by accumulator */
             for (int k = 0; k < SM_LF; k++) {
@@ -581,6 +610,18 @@ SM_FN(cols_expsum32)(const sm_cols *c, int negate, const double *m, const sm_sca
         for (int l = 0; l < SM_WF; l++) {
             count[b * SM_WF + l] = (double)cf[l];
         }
+    }
+}
+
+static void
+SM_FN(cols_expsum32)(const sm_cols *c, int negate, const double *m, const sm_scale *sc, int logs,
+                     double *acc)
+{
+    if (logs) {
+        SM_FN(cols_expsum32_for)(c, negate, m, sc, 1, acc);
+    }
+    else {
+        SM_FN(cols_expsum32_for)(c, negate, m, sc, 0, acc);
     }
 }
 
