@@ -16,7 +16,11 @@ alike):
   onnxruntime     a one-node ONNX model per op (Softmax, LogSoftmax,
                   ReduceLogSumExp), intra-op threads = ours, inter-op 1,
                   and both pools' spinning off (by default its threads spin
-                  after a run and steal the cores from the next contender)
+                  after a run and steal the cores from the next contender);
+                  "ort out=": the same session writing into the preallocated
+                  array that out= gets (I/O binding), since session.run's
+                  results come from onnxruntime's own memory arena, whose
+                  pages are not new to the process, unlike a new NumPy array's
   copy floors     x.copy() (allocates, like ours), np.copyto (one thread)
                   and a two-thread memcpy into a preallocated array
 
@@ -201,8 +205,9 @@ def jax_case(func, x, axis):
 _ORT_TYPES = {np.dtype(np.float16): 10, np.dtype(np.float32): 1, np.dtype(np.float64): 11}
 
 
-def onnxruntime_case(func, x, axis, threads):
-    """A one-node model per op; session.run allocates the result, as ours does."""
+def onnxruntime_case(func, x, axis, threads, out):
+    """A one-node model per op; session.run allocates the result, as ours does,
+    and (softmax, log_softmax) "ort out=" writes into `out` by I/O binding."""
     try:
         import onnx
         import onnx.helper as oh
@@ -241,7 +246,14 @@ def onnxruntime_case(func, x, axis, threads):
     except Exception as exc:  # an op/dtype this build has no kernel for
         print(f"    (onnxruntime: no {func} for {x.dtype}: {type(exc).__name__})")
         return {}
-    return {"onnxruntime": lambda: sess.run(None, {"x": x})}
+    cases = {"onnxruntime": lambda: sess.run(None, {"x": x})}
+    if func != "logsumexp":
+        binding = sess.io_binding()
+        binding.bind_cpu_input("x", x)
+        binding.bind_output("y", "cpu", element_type=x.dtype.type, shape=out.shape,
+                            buffer_ptr=out.ctypes.data)
+        cases["ort out="] = lambda: sess.run_with_iobinding(binding)
+    return cases
 
 
 def floor_cases(x, out, threads):
@@ -318,6 +330,8 @@ def main(argv=None) -> int:
     print("  into a preallocated array of x's size (the floor of out=)")
     print()
     names = ["ours", "fast", "out=", "fast out="] + list(peers)
+    if "onnxruntime" in peers:
+        names.append("ort out=")   # a column, not a peer of its own in the ratios
     header = (f"{'shape':>13} {'dtype':>7} {'function':>11} "
               + " ".join(f"{n:>11}" for n in names)
               + f" {'torch/ours':>10} {'torch/fast':>10} {'best/fast':>9} "
@@ -345,7 +359,7 @@ def main(argv=None) -> int:
                 if "jax" in peers:
                     cases.update(jax_case(func, x, axis))
                 if "onnxruntime" in peers:
-                    cases.update(onnxruntime_case(func, x, axis, args.threads))
+                    cases.update(onnxruntime_case(func, x, axis, args.threads, out))
                 gc.collect()
                 med = time_round_robin(cases, rounds, target)
                 for mode in ("ours", "fast"):
