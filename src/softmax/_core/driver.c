@@ -444,9 +444,9 @@ segment(const sm_job *job, const sm_row *row, ptrdiff_t i)
  * its own max, times seg_scale(): e^((x - m_seg) c) e^((m_seg - m) c) / s.
  * With a contiguous float32 out the sums pass keeps those exps in out (as
  * row_whole32 keeps a whole row's), and the writes only scale them: no
- * second read of x, no second exp (rows of 2 * 10^5 to 2.6 * 10^5 float32
- * entries: 20 % less time). Other layouts recompute the same exps, so every
- * layout gives the same bits.
+ * second read of x, no second exp (2x200000 to 16x262144 float32: 10-17 %
+ * less time than recomputing). Other layouts recompute the same exps, so
+ * every layout gives the same bits.
  */
 static int
 seg_keeps_exps(const sm_job *job, const sm_row *seg)
@@ -497,6 +497,28 @@ seg_part(const sm_job *job, const sm_row *seg, double *v, sm_part *p)
 }
 
 /*
+ * e^((m_seg - m) c) in double-double, for a segment whose max m_seg is below
+ * the row's m. Returns 0 when the factor is 0 in double-double too: below
+ * -746 (or -inf: the difference or its scaling overflowed, and two_sum's
+ * low part is then NaN), where the segment adds nothing. Without this test
+ * the overflowed operands make NaN.
+ */
+static int
+seg_factor(const sm_job *job, double m_seg, double m, double *f_h, double *f_l)
+{
+    double d_h, d_l;
+    two_sum(m_seg, -m, &d_h, &d_l);
+    if (!(d_h * (job->sc.scaled ? job->sc.c_hi : 1.0) >= -746.0)) {
+        return 0;
+    }
+    if (job->sc.scaled) {
+        dd_mul(d_h, d_l, job->sc.c_hi, job->sc.c_lo, &d_h, &d_l);
+    }
+    dd_exp(d_h, d_l, f_h, f_l);
+    return 1;
+}
+
+/*
  * The (max, sum) merge of the segments, in segment order:
  * (m, s) + (m', s') = (M, s e^(m - M) + s' e^(m' - M)), with the factors in
  * double-double. Returns the row's kind; for a finite row M and s_rest.
@@ -543,19 +565,10 @@ merge_parts(const sm_job *job, const sm_part *parts, ptrdiff_t np, double *M, do
             dd_add(a_h, a_l, p->hi, p->lo, &a_h, &a_l);
             continue;
         }
-        double d_h, d_l, f_h, f_l, t_h, t_l;
-        two_sum(p->m, -m, &d_h, &d_l);
-        /* (p->m - m) c <= 0; below -746 (or -inf: the difference or its
-         * scaling overflowed, and two_sum's low part is then NaN) the factor
-         * e^((p->m - m) c) is 0 in double-double too, so the segment adds
-         * nothing. Without this test the overflowed operands make NaN. */
-        if (!(d_h * (job->sc.scaled ? job->sc.c_hi : 1.0) >= -746.0)) {
+        double f_h, f_l, t_h, t_l;
+        if (!seg_factor(job, p->m, m, &f_h, &f_l)) {
             continue;
         }
-        if (job->sc.scaled) {
-            dd_mul(d_h, d_l, job->sc.c_hi, job->sc.c_lo, &d_h, &d_l);
-        }
-        dd_exp(d_h, d_l, &f_h, &f_l);
         dd_add(p->count, 0.0, p->hi, p->lo, &t_h, &t_l);
         dd_mul(t_h, t_l, f_h, f_l, &t_h, &t_l);
         dd_add(a_h, a_l, t_h, t_l, &a_h, &a_l);
@@ -565,23 +578,15 @@ merge_parts(const sm_job *job, const sm_part *parts, ptrdiff_t np, double *M, do
     return SM_ROW_FINITE;
 }
 
-/* The factor from a segment's kept exps to p: e^((m_seg - m) c) / s, with
- * s = 1 + s_rest (the factor in double-double, as merge_parts forms it) */
+/* The factor from a segment's exps to p: e^((m_seg - m) c) / s, with
+ * s = 1 + s_rest (seg_factor, as merge_parts takes it) */
 static double
 seg_scale(const sm_job *job, double m_seg, double m, double r_hi, double r_lo)
 {
     double inv_hi, inv_lo, f_h = 1.0, f_l = 0.0;
     reciprocal(r_hi, r_lo, &inv_hi, &inv_lo);
-    if (m_seg != m) {
-        double d_h, d_l;
-        two_sum(m_seg, -m, &d_h, &d_l);
-        if (!(d_h * (job->sc.scaled ? job->sc.c_hi : 1.0) >= -746.0)) {
-            return 0.0;
-        }
-        if (job->sc.scaled) {
-            dd_mul(d_h, d_l, job->sc.c_hi, job->sc.c_lo, &d_h, &d_l);
-        }
-        dd_exp(d_h, d_l, &f_h, &f_l);
+    if (m_seg != m && !seg_factor(job, m_seg, m, &f_h, &f_l)) {
+        return 0.0;
     }
     dd_mul(f_h, f_l, inv_hi, inv_lo, &f_h, &f_l);
     return f_h;
@@ -1078,29 +1083,6 @@ thread_rows(const sm_job *job, int tid, int nt, ptrdiff_t w, ptrdiff_t *r0, ptrd
                         : group_row_from(job, c, per_outer, share_of(all, tid + 1, nt));
 }
 
-/*
- * Asks for a short contiguous row's lines of x before the row before it is
- * run: a row of up to 2 KB is read from memory by its max pass and then
- * computed in L1, and the two alternate instead of overlapping. Measured on
- * 262144x512 float32 (2 threads): 8-18 % less time; longer rows gained
- * nothing and lost up to 15 % (the prefetches crowd the current row's
- * misses), and asking for out's lines (for writing) lost 15-40 %.
- */
-static void
-prefetch_row(const sm_job *job, ptrdiff_t r)
-{
-    sm_row next;
-    char *lse_out;
-    row_at(job, r, &next, &lse_out);
-    const ptrdiff_t isz = item_size(job->dtype), bytes = next.n * isz;
-    if (next.x_stride != isz || bytes > 2048) {
-        return;
-    }
-    for (ptrdiff_t b = 0; b < bytes; b += 64) {
-        __builtin_prefetch(next.x + b, 0, 3);
-    }
-}
-
 static void
 task_rows(void *arg, int tid, int nt)
 {
@@ -1132,9 +1114,6 @@ task_rows(void *arg, int tid, int nt)
                 r += cnt - 1;
                 continue;
             }
-        }
-        if (r + 1 < r1 && !cols) {
-            prefetch_row(job, r + 1);
         }
         run_row(job, &row, v, parts, lse_out);
     }
