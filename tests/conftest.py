@@ -14,6 +14,26 @@ settings.register_profile("thorough", max_examples=2000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """Start the selected tests' subprocess runs now (tests/background_runs.py)."""
+    import background_runs
+
+    if os.environ.get(background_runs.CHILD):
+        return
+    for item in items:
+        runs = getattr(getattr(item, "module", None), "BACKGROUND_RUNS", {})
+        make = runs.get(getattr(item, "originalname", None))
+        if make is not None:
+            target = item.callspec.params["target"]
+            background_runs.start((item.originalname, target), make(target))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import background_runs
+
+    background_runs.stop_all()
+
+
 @pytest.fixture(scope="session")
 def ulp_results(request):
     """Collects the accuracy measurements for the summary table."""

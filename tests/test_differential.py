@@ -44,6 +44,7 @@ import softmax as sm
 from softmax.stream import OnlineLogSumExp, softmax_file
 
 import exact_oracle as eo
+import ulp_report as rep
 
 da = pytest.importorskip("dask.array")
 xp_strict = pytest.importorskip("array_api_strict")
@@ -109,8 +110,15 @@ def _chunks(n: int, rng) -> list[tuple[int, int]]:
     return list(zip(edges[:-1], edges[1:]))
 
 
-def run_all_paths(x, keep, *, log, temperature, base, seed, cluster_client=None):
-    """Every path on one case; each result checked against the oracle. Returns the paths run."""
+def run_all_paths(x, keep, *, log, temperature, base, seed, cluster_client=None, accuracy=None):
+    """Every path on one case; each result checked against the oracle. Returns the paths run.
+
+    accuracy="fast" passes the keyword to every function that takes it and
+    holds every result to the fast mode's bound (FAST_BOUND ulp; a cancelling
+    logsumexp to as many ulp of the max). The paths without the keyword
+    (the stream, softmax_file) run under the process default, which the
+    caller sets (test_fast_mode_every_path).
+    """
     rng = np.random.default_rng(seed)
     name = "log_softmax" if log else "softmax"
     fn = getattr(sm, name)
@@ -119,6 +127,8 @@ def run_all_paths(x, keep, *, log, temperature, base, seed, cluster_client=None)
     kw = {"temperature": temperature}
     if base is not None:
         kw["base"] = base
+    mode = {} if accuracy is None else {"accuracy": accuracy}
+    bound = None if accuracy is None else rep.FAST_BOUND[np.dtype(x.dtype)]
     rows, n = x.shape
     dtype = x.dtype
     done = []
@@ -139,23 +149,23 @@ def run_all_paths(x, keep, *, log, temperature, base, seed, cluster_client=None)
         assert got.shape == x.shape, f"{path}: shape {got.shape}: {what}"
         assert got.dtype == dtype, f"{path}: dtype {got.dtype}: {what}"
         eo.check_softmax_rows(got, x, keep, log=log, scale=scale, dtype=dtype,
-                              what=f"[{path}] {what}", refs=refs)
+                              what=f"[{path}] {what}", refs=refs, bound=bound)
         done.append(path)
 
     def check_lse(path, got):
         eo.check_logsumexp_rows(np.asarray(got), x, keep, dtype=dtype, what=f"[{path}] {what}",
-                                refs=lse_refs)
+                                refs=lse_refs, bound=bound, cancel_bound=bound)
         done.append(path)
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         # C core: rows, and the same data as column panels (axis 0)
-        check("core rows", fn(x, axis=-1, where=keep, **kw))
+        check("core rows", fn(x, axis=-1, where=keep, **kw, **mode))
         cols = np.ascontiguousarray(x.T)
-        check("core columns", fn(cols, axis=0, where=None if keep is None else keep.T, **kw).T)
-        check_lse("core logsumexp", sm.logsumexp(x, axis=-1, where=keep))
+        check("core columns", fn(cols, axis=0, where=None if keep is None else keep.T, **kw, **mode).T)
+        check_lse("core logsumexp", sm.logsumexp(x, axis=-1, where=keep, **mode))
         check_lse("core logsumexp columns",
-                  sm.logsumexp(cols, axis=0, where=None if keep is None else keep.T))
+                  sm.logsumexp(cols, axis=0, where=None if keep is None else keep.T, **mode))
 
         # the stream: any chunking of the class axis, then the second pass
         acc = OnlineLogSumExp(axis=1)
@@ -170,19 +180,21 @@ def run_all_paths(x, keep, *, log, temperature, base, seed, cluster_client=None)
         d = da.from_array(x, chunks=(max(1, rows // 2), max(1, n // int(rng.integers(2, 5)))))
         compute = (lambda a: cluster_client.compute(a).result()) if cluster_client else (
             lambda a: a.compute(scheduler="synchronous"))
-        check("dask", compute(fn(d, axis=-1, where=keep, **kw)))
-        check_lse("dask logsumexp", compute(sm.logsumexp(d, axis=-1, where=keep)))
+        check("dask", compute(fn(d, axis=-1, where=keep, **kw, **mode)))
+        check_lse("dask logsumexp", compute(sm.logsumexp(d, axis=-1, where=keep, **mode)))
+        whole = da.from_array(x, chunks=(max(1, rows // 2), n))  # whole rows: the C core per block
+        check("dask whole rows", compute(fn(whole, axis=-1, where=keep, **kw, **mode)))
 
         # array API: array-api-strict (no float16 there) and torch
         if dtype != np.float16:
             xa = xp_strict.asarray(x)
             wa = None if keep is None else xp_strict.asarray(keep)
-            check("array-api-strict", np.asarray(fn(xa, axis=-1, where=wa, **kw)))
-            check_lse("array-api-strict logsumexp", np.asarray(sm.logsumexp(xa, axis=-1, where=wa)))
+            check("array-api-strict", np.asarray(fn(xa, axis=-1, where=wa, **kw, **mode)))
+            check_lse("array-api-strict logsumexp", np.asarray(sm.logsumexp(xa, axis=-1, where=wa, **mode)))
         xt = torch.from_numpy(x.copy())
         wt = None if keep is None else torch.from_numpy(keep.copy())
-        check("torch", fn(xt, axis=-1, where=wt, **kw).numpy())
-        check_lse("torch logsumexp", sm.logsumexp(xt, axis=-1, where=wt).numpy())
+        check("torch", fn(xt, axis=-1, where=wt, **kw, **mode).numpy())
+        check_lse("torch logsumexp", sm.logsumexp(xt, axis=-1, where=wt, **mode).numpy())
 
     # softmax_file: tiny blocks (two passes) and large ones (one pass), both axes
     if keep is None:
@@ -252,6 +264,47 @@ def test_seeded_run():
         long_rows += x.shape[1] > 131_072
     print(f"\n[differential] {count} seeded cases ({long_rows} long rows) in "
           f"{time.monotonic() - start:.0f} s")
+
+
+def test_fast_mode_every_path():
+    """accuracy="fast" on every path: the keyword where a function takes it, the
+    process default (set_accuracy) for the stream and softmax_file, and every
+    result within the fast bound, edges exact, on seeded cases with long rows."""
+    rng = np.random.default_rng(int(os.environ.get("SOFTMAX_DIFFERENTIAL_SEED", "15")) + 1)
+    sm.set_accuracy("fast")
+    try:
+        count = long_rows = 0
+        while count < 16 or long_rows < 2:
+            x, keep, log, temperature, base, seed = _seeded_case(rng)
+            if x.shape[1] > 131_072 and long_rows >= 2:
+                continue
+            done = run_all_paths(x, keep, log=log, temperature=temperature, base=base, seed=seed,
+                                 accuracy="fast")
+            assert {"core rows", "dask whole rows", "torch"} <= set(done)
+            count += 1
+            long_rows += x.shape[1] > 131_072
+        for log in (False, True):
+            run_all_paths(np.array([[1.7e308, -1.7e308], [3e-320, 0.0]]), None, log=log,
+                          temperature=1e-320, base=None, seed=5, accuracy="fast")
+            run_all_paths(_long_row([88.0, -104.0, 0.0, np.finfo(np.float32).min]).astype(
+                np.float32), None, log=log, temperature=0.7, base=None, seed=6, accuracy="fast")
+    finally:
+        sm.set_accuracy("high")
+
+
+@pytest.mark.parametrize("fn", [sm.softmax, sm.log_softmax, sm.logsumexp])
+def test_dask_graph_keeps_the_accuracy_of_the_call(fn):
+    """A lazy graph built under set_accuracy("fast") computes in the fast mode
+    even if the default changed before it computes (or a worker has its own)."""
+    x = np.random.default_rng(3).standard_normal((2000, 100)).astype(np.float32) * 5
+    fast, high = fn(x, axis=-1, accuracy="fast"), fn(x, axis=-1, accuracy="high")
+    assert not np.array_equal(fast, high)  # else the test could not tell them apart
+    sm.set_accuracy("fast")
+    try:
+        lazy = fn(da.from_array(x, chunks=(1000, 100)), axis=-1)
+    finally:
+        sm.set_accuracy("high")
+    np.testing.assert_array_equal(lazy.compute(scheduler="synchronous"), fast)
 
 
 def test_seeded_case_on_a_local_cluster():

@@ -18,6 +18,8 @@ import pytest
 
 from softmax import _config, _core
 
+import background_runs
+
 TESTS = Path(__file__).resolve().parent
 
 # The disable list that leaves each target as the widest allowed one.
@@ -149,42 +151,28 @@ OTHER_TARGETS = [t for t in SUPPORTED if t != _core._config()["chosen"]]
 SUITE_FILES = ("test_accuracy.py", "test_edges.py", "test_fast_mode.py")
 
 
-@pytest.fixture(scope="module")
-def suites_under_other_targets():
-    """The accuracy suite under each other target, all started at once.
+def _suite_under(target: str) -> background_runs.Command:
+    """The accuracy suite under `target`: one single-threaded pytest process.
 
-    Each run is one single-threaded pytest process, so they share the cores
-    instead of queueing (about 70 s each); the test of each target waits for
-    its own. The 10^6-element long-row family is left to the in-process run
-    (it costs ~40 s per target, and fast mode's as much); the segmented
-    long-row path is still exercised here by the bit-identity script above
-    and per target by the subprocess's other families."""
-    files = [str(TESTS / f) for f in SUITE_FILES if (TESTS / f).exists()]
-    procs = {}
-    for target in OTHER_TARGETS if files else ():
-        env = dict(os.environ, SOFTMAX_DISABLE_CPU_FEATURES=FORCE[target])
-        procs[target] = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k",
-             "not long_row", *files],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            cwd=TESTS.parent)
-    yield procs
-    for proc in procs.values():
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    It starts when the session is collected (conftest.py) and runs beside
+    the rest of the suite (about 70-115 s). The 10^6-element long-row family
+    is left to the in-process run (it costs ~40 s per target, and fast mode's
+    as much); the segmented long-row path is still exercised here by the
+    bit-identity script above and per target by the subprocess's other
+    families."""
+    files = [str(TESTS / f) for f in SUITE_FILES]
+    return background_runs.Command(
+        ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "not long_row", *files],
+        {"SOFTMAX_DISABLE_CPU_FEATURES": FORCE[target]})
+
+
+BACKGROUND_RUNS = {"test_accuracy_suite_passes_under_every_target": _suite_under}
 
 
 @pytest.mark.parametrize("target", OTHER_TARGETS)
-def test_accuracy_suite_passes_under_every_target(target, suites_under_other_targets):
-    """The default target runs the suite in-process; the others run it here."""
-    if not suites_under_other_targets:
-        pytest.skip("no accuracy test files in this checkout")
-    proc = suites_under_other_targets[target]
-    try:
-        stdout, stderr = proc.communicate(timeout=600)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        stdout, stderr = proc.communicate()
-        pytest.fail(f"the {target} suite did not finish in 600 s:\n{stdout[-3000:]}")
-    assert proc.returncode == 0, stdout[-3000:] + stderr[-2000:]
+def test_accuracy_suite_passes_under_every_target(target):
+    """The default target runs the suite in-process; the others run it in a child."""
+    code, stdout, stderr = background_runs.result(
+        ("test_accuracy_suite_passes_under_every_target", target),
+        lambda: _suite_under(target), timeout=900)
+    assert code == 0, stdout[-3000:] + stderr[-2000:]

@@ -19,14 +19,12 @@ this CPU supports.
 """
 
 import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+import background_runs
 import exact_oracle as eo
 import softmax
 from softmax import _core
@@ -485,16 +483,25 @@ def test_group_scan_refuses_what_it_cannot_read():
         _core.group_scan(np.arange(3, dtype=np.int64), -2)
 
 
+def _file_under(target: str) -> background_runs.Command:
+    """This file again with `target` forced, started when the session is
+    collected (tests/background_runs.py)."""
+    code = ("import sys, pytest; from softmax import _core; "
+            f"assert _core._config()['chosen'] == {target!r}; "
+            "sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', sys.argv[1]]))")
+    return background_runs.Command(["-c", code, __file__],
+                                   {"SOFTMAX_DISABLE_CPU_FEATURES": FORCE[target],
+                                    "SOFTMAX_SEGMENT_TARGET_RUN": "1"})
+
+
+BACKGROUND_RUNS = {"test_every_simd_target": _file_under}
+
+
 @pytest.mark.skipif(os.environ.get("SOFTMAX_SEGMENT_TARGET_RUN") == "1",
                     reason="already the per-target run")
 @pytest.mark.parametrize("target", [t for t in SUPPORTED if t != _core._config()["chosen"]])
 def test_every_simd_target(target):
     """This file again, with `target` forced (it is chosen once, at import)."""
-    env = dict(os.environ, SOFTMAX_DISABLE_CPU_FEATURES=FORCE[target],
-               SOFTMAX_SEGMENT_TARGET_RUN="1")
-    code = ("import sys, pytest; from softmax import _core; "
-            f"assert _core._config()['chosen'] == {target!r}; "
-            "sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', sys.argv[1]]))")
-    proc = subprocess.run([sys.executable, "-c", code, __file__], env=env, capture_output=True,
-                          text=True, timeout=900, cwd=Path(__file__).parent.parent)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    code, stdout, stderr = background_runs.result(("test_every_simd_target", target),
+                                                  lambda: _file_under(target), timeout=900)
+    assert code == 0, stdout[-3000:] + stderr[-2000:]

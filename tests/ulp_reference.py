@@ -13,6 +13,7 @@ largest finite value to inf as one ulp, and calls two NaNs equal.
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import mpmath
@@ -172,6 +173,26 @@ def _raw_rest(ys_raw, keep, prec):
     return m, top, es, rest
 
 
+# Long rows (10^6 entries, a few seconds of mpmath each) are asked for by
+# several tests in one process: the default and the fast mode, softmax and
+# logsumexp. Their references are kept, keyed by the row's bytes, c, the
+# mask and the precision; short rows are not worth the hashing.
+_MEMO: dict = {}
+_MEMO_MIN = 65536
+
+
+def _memo_key(row, c, mask, prec):
+    row = np.asarray(row)
+    if row.size < _MEMO_MIN:
+        return None
+
+    def digest(a):
+        return hashlib.blake2b(np.ascontiguousarray(a).tobytes(), digest_size=16).hexdigest()
+
+    return (row.dtype.str, digest(row), None if c is None else repr(c),
+            None if mask is None else digest(np.asarray(mask, bool)), prec)
+
+
 def ref_softmax(row, dtype=None, *, c=None, mask=None, prec=PREC):
     """Exact softmax and log_softmax of ``c * row`` (a finite 1-D row).
 
@@ -185,6 +206,10 @@ def ref_softmax(row, dtype=None, *, c=None, mask=None, prec=PREC):
     computed at prec bits would lose it.
     """
     dtype = np.dtype(dtype or np.asarray(row).dtype)
+    key = _memo_key(row, c, mask, prec)
+    if key is not None and (key, dtype.str) in _MEMO:
+        p, logp = _MEMO[key, dtype.str]
+        return p.copy(), logp.copy()
     n = len(row)
     keep = [True] * n if mask is None else [bool(k) for k in mask]
     xs = [libmp.from_float(float(v)) for v in row]
@@ -196,23 +221,47 @@ def ref_softmax(row, dtype=None, *, c=None, mask=None, prec=PREC):
     m, top, es, rest = _raw_rest(ys, keep, prec)
     if m is None:
         return np.zeros(n, dtype), np.full(n, -np.inf, dtype)
+    if key is not None:
+        _MEMO[key, "max, rest"] = (m, rest)
     with mpmath.workprec(prec):
         log_s = mpmath.log1p(mpmath.mpf(rest))._mpf_
     s = libmp.mpf_add(libmp.fone, rest, prec, _RND)
-    p = [_round_raw(libmp.mpf_div(e, s, prec, _RND), dtype) for e in es]
-    logp = [
-        _round_raw(libmp.mpf_sub(libmp.mpf_sub(y, m, prec, _RND), log_s, prec, _RND), dtype)
-        if k else -math.inf
-        for y, k in zip(ys, keep)
-    ]
-    return np.array(p).astype(dtype), np.array(logp).astype(dtype)
+    # once per distinct value (long float16 rows repeat theirs)
+    p_of: dict = {}
+    logp_of: dict = {}
+
+    def p_value(e):
+        v = p_of.get(e)
+        if v is None:
+            v = p_of[e] = _round_raw(libmp.mpf_div(e, s, prec, _RND), dtype)
+        return v
+
+    def logp_value(y):
+        v = logp_of.get(y)
+        if v is None:
+            v = logp_of[y] = _round_raw(
+                libmp.mpf_sub(libmp.mpf_sub(y, m, prec, _RND), log_s, prec, _RND), dtype)
+        return v
+
+    p = [p_value(e) for e in es]
+    logp = [logp_value(y) if k else -math.inf for y, k in zip(ys, keep)]
+    p, logp = np.array(p).astype(dtype), np.array(logp).astype(dtype)
+    if key is not None:
+        _MEMO[key, dtype.str] = (p.copy(), logp.copy())
+    return p, logp
 
 
 def ref_logsumexp(row, *, mask=None, prec=PREC) -> mpmath.mpf:
     """Exact log(sum(exp(row))) as an mpf (-inf for an empty row)."""
-    keep = [True] * len(row) if mask is None else [bool(k) for k in mask]
-    xs = [libmp.from_float(float(v)) for v in row]
-    m, top, es, rest = _raw_rest(xs, keep, prec)
+    key = _memo_key(row, None, mask, prec)
+    if key is not None and (key, "max, rest") in _MEMO:
+        m, rest = _MEMO[key, "max, rest"]
+    else:
+        keep = [True] * len(row) if mask is None else [bool(k) for k in mask]
+        xs = [libmp.from_float(float(v)) for v in row]
+        m, _, _, rest = _raw_rest(xs, keep, prec)
+        if key is not None:
+            _MEMO[key, "max, rest"] = (m, rest)
     if m is None:
         return mpmath.mpf("-inf")
     with mpmath.workprec(prec):

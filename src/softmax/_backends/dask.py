@@ -130,6 +130,8 @@ def _block(plan: Plan, block: NDArray[Any], keep: NDArray[Any] | None = None) ->
 
 
 def run(x: Array, plan: Plan) -> Any:
+    # the process default is the caller's, not a worker's at compute time
+    plan = plan.replace(accuracy=numpy_backend.accuracy_now(plan.accuracy))
     if plan.groups is not None:
         return _grouped(x, plan)
     if plan.op == "logsumexp":

@@ -463,7 +463,9 @@ def finish(xp: Namespace, v: Array, state: State, ps: PositiveScale, *, log: boo
         y_lo = xp.where(shift, y_lo, 0.0)
     if log:
         r_safe = xp.where(empty | nan_slice, 0.0, r_hi)
-        l_hi = xp.log1p(r_safe)
+        # k entries at +inf share: log p = -log(k), correctly rounded as the
+        # core gives it (log1p(k - 1) is 1 ulp off in some libms: log1p(2))
+        l_hi = xp.where(m == math.inf, xp.log(r_safe + 1.0), xp.log1p(r_safe))
         l_lo = xp.where(empty | nan_slice, 0.0, r_lo) / (1.0 + r_safe)
         out = y_hi - l_hi
         if exact:

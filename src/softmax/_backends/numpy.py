@@ -106,6 +106,12 @@ def _hard(x_last: NDArray[Any], mask_last: NDArray[Any] | None, sign: float,
         return result
 
 
+def accuracy_now(code: int) -> int:
+    """A plan's accuracy code with the process default (-1) read now: a lazy
+    Dask graph keeps the mode of the call, wherever and whenever it computes."""
+    return code if code >= 0 else int(_core.get_accuracy())
+
+
 def run(x: NDArray[Any], plan: Plan) -> Any:
     if plan.groups is not None:
         return _grouped(x, plan)
