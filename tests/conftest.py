@@ -18,20 +18,14 @@ def pytest_collection_modifyitems(session, config, items):
     """Start the selected tests' subprocess runs now (tests/background_runs.py)."""
     import background_runs
 
-    if os.environ.get(background_runs.CHILD):
-        return
+    if os.environ.get(background_runs.CHILD) or os.environ.get("PYTEST_XDIST_WORKER"):
+        return  # a child, or an xdist worker (whose share of the tests is not known yet)
     for item in items:
         runs = getattr(getattr(item, "module", None), "BACKGROUND_RUNS", {})
         make = runs.get(getattr(item, "originalname", None))
         if make is not None:
             target = item.callspec.params["target"]
             background_runs.start((item.originalname, target), make(target))
-
-
-def pytest_sessionfinish(session, exitstatus):
-    import background_runs
-
-    background_runs.stop_all()
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +35,36 @@ def ulp_results(request):
     if results is None:
         results = request.config._ulp_results = []
     return results
+
+
+_RESULT_FIELDS = ("family", "func", "max_ulp", "n_outputs", "cancel_rows",
+                  "cancel_max_ulp_of_max", "cancel_max_ulp_of_result")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import background_runs
+
+    background_runs.stop_all()
+    # an xdist worker hands its accuracy measurements to the controller
+    results = getattr(session.config, "_ulp_results", None)
+    if results and hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["ulp_results"] = [
+            {"dtype": str(r.dtype), **{f: getattr(r, f) for f in _RESULT_FIELDS}}
+            for r in results]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """(xdist controller) a worker's accuracy measurements, for the summary table."""
+    rows = getattr(node, "workeroutput", {}).get("ulp_results")
+    if rows:
+        import numpy as np
+        from ulp_report import Result
+
+        collected = getattr(node.config, "_ulp_results", None)
+        if collected is None:
+            collected = node.config._ulp_results = []
+        collected.extend(Result(**{**row, "dtype": np.dtype(row["dtype"])}) for row in rows)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

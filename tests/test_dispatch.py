@@ -162,7 +162,8 @@ def _suite_under(target: str) -> background_runs.Command:
     families."""
     files = [str(TESTS / f) for f in SUITE_FILES]
     return background_runs.Command(
-        ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "not long_row", *files],
+        ["-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", "-k", "not long_row",
+         *files],
         {"SOFTMAX_DISABLE_CPU_FEATURES": FORCE[target]})
 
 

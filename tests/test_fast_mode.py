@@ -157,7 +157,8 @@ def test_edge_suite_passes_in_fast_mode():
     """tests/test_edges.py (hand-written limits) with SOFTMAX_ACCURACY=fast."""
     env = dict(os.environ, SOFTMAX_ACCURACY="fast")
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(TESTS / "test_edges.py")],
+        [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider",
+         str(TESTS / "test_edges.py")],
         env=env, capture_output=True, text=True, timeout=600, cwd=TESTS.parent,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]

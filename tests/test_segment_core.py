@@ -488,7 +488,7 @@ def _file_under(target: str) -> background_runs.Command:
     collected (tests/background_runs.py)."""
     code = ("import sys, pytest; from softmax import _core; "
             f"assert _core._config()['chosen'] == {target!r}; "
-            "sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', sys.argv[1]]))")
+            "sys.exit(pytest.main(['-q', '-n', '0', '-p', 'no:cacheprovider', sys.argv[1]]))")
     return background_runs.Command(["-c", code, __file__],
                                    {"SOFTMAX_DISABLE_CPU_FEATURES": FORCE[target],
                                     "SOFTMAX_SEGMENT_TARGET_RUN": "1"})

@@ -15,6 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
+import pickle
+import tempfile
+from pathlib import Path
 
 import mpmath
 import numpy as np
@@ -173,12 +177,18 @@ def _raw_rest(ys_raw, keep, prec):
     return m, top, es, rest
 
 
-# Long rows (10^6 entries, a few seconds of mpmath each) are asked for by
-# several tests in one process: the default and the fast mode, softmax and
-# logsumexp. Their references are kept, keyed by the row's bytes, c, the
-# mask and the precision; short rows are not worth the hashing.
+# Long rows (10^6 entries, half a minute of mpmath each) are asked for by
+# several tests and processes of one run: the default and the fast mode,
+# softmax and logsumexp, xdist workers, the CI steps that force other SIMD
+# targets. Their references are kept in memory and in files under the
+# temporary directory, keyed by the row's bytes, c, the mask, the precision
+# and this file's own source (a changed reference code never reads an old
+# answer); short rows are not worth it. SOFTMAX_TEST_REFERENCE_CACHE=0
+# turns the files off.
 _MEMO: dict = {}
 _MEMO_MIN = 65536
+_SOURCE = hashlib.blake2b(Path(__file__).read_bytes(), digest_size=8).hexdigest()
+_CACHE_DIR = Path(tempfile.gettempdir()) / "softmax-test-references"
 
 
 def _memo_key(row, c, mask, prec):
@@ -190,7 +200,48 @@ def _memo_key(row, c, mask, prec):
         return hashlib.blake2b(np.ascontiguousarray(a).tobytes(), digest_size=16).hexdigest()
 
     return (row.dtype.str, digest(row), None if c is None else repr(c),
-            None if mask is None else digest(np.asarray(mask, bool)), prec)
+            None if mask is None else digest(np.asarray(mask, bool)), prec, _SOURCE)
+
+
+def _cache_file(key, what) -> Path | None:
+    if os.environ.get("SOFTMAX_TEST_REFERENCE_CACHE", "1") == "0":
+        return None
+    name = hashlib.blake2b(repr((key, what)).encode(), digest_size=16).hexdigest()
+    return _CACHE_DIR / f"{name}.pickle"
+
+
+def _recall(key, what):
+    """The kept reference `what` of the row `key`, or None."""
+    if key is None:
+        return None
+    if (key, what) in _MEMO:
+        return _MEMO[key, what]
+    path = _cache_file(key, what)
+    if path is None or not path.exists():
+        return None
+    try:
+        with open(path, "rb") as f:
+            value = pickle.load(f)
+    except (OSError, EOFError, pickle.UnpicklingError):
+        return None
+    _MEMO[key, what] = value
+    return value
+
+
+def _keep(key, what, value) -> None:
+    if key is None:
+        return
+    _MEMO[key, what] = value
+    path = _cache_file(key, what)
+    if path is None:
+        return
+    try:  # written whole, then renamed: a concurrent reader sees all or nothing
+        _CACHE_DIR.mkdir(exist_ok=True)
+        with tempfile.NamedTemporaryFile("wb", dir=_CACHE_DIR, delete=False) as f:
+            pickle.dump(value, f)
+        os.replace(f.name, path)
+    except OSError:
+        pass
 
 
 def ref_softmax(row, dtype=None, *, c=None, mask=None, prec=PREC):
@@ -207,9 +258,9 @@ def ref_softmax(row, dtype=None, *, c=None, mask=None, prec=PREC):
     """
     dtype = np.dtype(dtype or np.asarray(row).dtype)
     key = _memo_key(row, c, mask, prec)
-    if key is not None and (key, dtype.str) in _MEMO:
-        p, logp = _MEMO[key, dtype.str]
-        return p.copy(), logp.copy()
+    kept = _recall(key, dtype.str)
+    if kept is not None:
+        return kept[0].copy(), kept[1].copy()
     n = len(row)
     keep = [True] * n if mask is None else [bool(k) for k in mask]
     xs = [libmp.from_float(float(v)) for v in row]
@@ -221,8 +272,7 @@ def ref_softmax(row, dtype=None, *, c=None, mask=None, prec=PREC):
     m, top, es, rest = _raw_rest(ys, keep, prec)
     if m is None:
         return np.zeros(n, dtype), np.full(n, -np.inf, dtype)
-    if key is not None:
-        _MEMO[key, "max, rest"] = (m, rest)
+    _keep(key, "max, rest", (m, rest))
     with mpmath.workprec(prec):
         log_s = mpmath.log1p(mpmath.mpf(rest))._mpf_
     s = libmp.mpf_add(libmp.fone, rest, prec, _RND)
@@ -246,22 +296,21 @@ def ref_softmax(row, dtype=None, *, c=None, mask=None, prec=PREC):
     p = [p_value(e) for e in es]
     logp = [logp_value(y) if k else -math.inf for y, k in zip(ys, keep)]
     p, logp = np.array(p).astype(dtype), np.array(logp).astype(dtype)
-    if key is not None:
-        _MEMO[key, dtype.str] = (p.copy(), logp.copy())
+    _keep(key, dtype.str, (p.copy(), logp.copy()))
     return p, logp
 
 
 def ref_logsumexp(row, *, mask=None, prec=PREC) -> mpmath.mpf:
     """Exact log(sum(exp(row))) as an mpf (-inf for an empty row)."""
     key = _memo_key(row, None, mask, prec)
-    if key is not None and (key, "max, rest") in _MEMO:
-        m, rest = _MEMO[key, "max, rest"]
+    kept = _recall(key, "max, rest")
+    if kept is not None:
+        m, rest = kept
     else:
         keep = [True] * len(row) if mask is None else [bool(k) for k in mask]
         xs = [libmp.from_float(float(v)) for v in row]
         m, _, _, rest = _raw_rest(xs, keep, prec)
-        if key is not None:
-            _MEMO[key, "max, rest"] = (m, rest)
+        _keep(key, "max, rest", (m, rest))
     if m is None:
         return mpmath.mpf("-inf")
     with mpmath.workprec(prec):
