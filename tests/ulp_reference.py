@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import pickle
 import tempfile
 from pathlib import Path
 
@@ -180,15 +179,16 @@ def _raw_rest(ys_raw, keep, prec):
 # Long rows (10^6 entries, half a minute of mpmath each) are asked for by
 # several tests and processes of one run: the default and the fast mode,
 # softmax and logsumexp, xdist workers, the CI steps that force other SIMD
-# targets. Their references are kept in memory and in files under the
-# temporary directory, keyed by the row's bytes, c, the mask, the precision
-# and this file's own source (a changed reference code never reads an old
-# answer); short rows are not worth it. SOFTMAX_TEST_REFERENCE_CACHE=0
-# turns the files off.
+# targets. Their references are kept in memory and in files (.npz, no
+# pickles) in a directory of the user's own under the temporary directory,
+# keyed by the row's bytes, c, the mask, the precision and this file's own
+# source (a changed reference code never reads an old answer); short rows
+# are not worth it. SOFTMAX_TEST_REFERENCE_CACHE=0 turns the files off.
 _MEMO: dict = {}
 _MEMO_MIN = 65536
 _SOURCE = hashlib.blake2b(Path(__file__).read_bytes(), digest_size=8).hexdigest()
-_CACHE_DIR = Path(tempfile.gettempdir()) / "softmax-test-references"
+_UID = getattr(os, "getuid", lambda: None)()
+_CACHE_DIR = Path(tempfile.gettempdir()) / f"softmax-test-references-{_UID}"
 
 
 def _memo_key(row, c, mask, prec):
@@ -203,11 +203,37 @@ def _memo_key(row, c, mask, prec):
             None if mask is None else digest(np.asarray(mask, bool)), prec, _SOURCE)
 
 
-def _cache_file(key, what) -> Path | None:
+def _cache_dir() -> Path | None:
+    """The cache directory, made private to this user; None if off or not ours."""
     if os.environ.get("SOFTMAX_TEST_REFERENCE_CACHE", "1") == "0":
         return None
-    name = hashlib.blake2b(repr((key, what)).encode(), digest_size=16).hexdigest()
-    return _CACHE_DIR / f"{name}.pickle"
+    try:
+        _CACHE_DIR.mkdir(mode=0o700, exist_ok=True)
+        if _UID is not None and _CACHE_DIR.stat().st_uid != _UID:
+            return None
+    except OSError:
+        return None
+    return _CACHE_DIR
+
+
+def _cache_path(key, what) -> Path | None:
+    folder = _cache_dir()
+    if folder is None:
+        return None
+    return folder / (hashlib.blake2b(repr((key, what)).encode(), digest_size=16).hexdigest()
+                     + ".npz")
+
+
+def _raw_text(x) -> str:
+    """An mpmath raw float (sign, mantissa, exponent, bits) as text; '' for None."""
+    return "" if x is None else " ".join(str(int(v)) for v in x)
+
+
+def _raw_of(text: str):
+    if not text:
+        return None
+    sign, man, exp, bc = (int(v) for v in text.split())
+    return (sign, libmp.MPZ(man), exp, bc)
 
 
 def _recall(key, what):
@@ -216,13 +242,16 @@ def _recall(key, what):
         return None
     if (key, what) in _MEMO:
         return _MEMO[key, what]
-    path = _cache_file(key, what)
-    if path is None or not path.exists():
+    path = _cache_path(key, what)
+    if path is None:
         return None
     try:
-        with open(path, "rb") as f:
-            value = pickle.load(f)
-    except (OSError, EOFError, pickle.UnpicklingError):
+        with np.load(path, allow_pickle=False) as f:
+            if "raw" in f:
+                value = tuple(_raw_of(str(t)) for t in f["raw"])
+            else:
+                value = (f["p"], f["logp"])
+    except (OSError, KeyError, ValueError):
         return None
     _MEMO[key, what] = value
     return value
@@ -232,13 +261,14 @@ def _keep(key, what, value) -> None:
     if key is None:
         return
     _MEMO[key, what] = value
-    path = _cache_file(key, what)
+    path = _cache_path(key, what)
     if path is None:
         return
+    arrays = ({"raw": np.array([_raw_text(v) for v in value])} if what == "max, rest"
+              else {"p": value[0], "logp": value[1]})
     try:  # written whole, then renamed: a concurrent reader sees all or nothing
-        _CACHE_DIR.mkdir(exist_ok=True)
-        with tempfile.NamedTemporaryFile("wb", dir=_CACHE_DIR, delete=False) as f:
-            pickle.dump(value, f)
+        with tempfile.NamedTemporaryFile("wb", dir=path.parent, suffix=".npz", delete=False) as f:
+            np.savez(f, **arrays)
         os.replace(f.name, path)
     except OSError:
         pass
