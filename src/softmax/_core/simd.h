@@ -127,6 +127,9 @@ static inline vi vd_bits(vd a) { return _mm256_castpd_si256(a); }
 static inline vd vi_bits(vi a) { return _mm256_castsi256_pd(a); }
 static inline vi vi_add(vi a, vi b) { return _mm256_add_epi64(a, b); }
 static inline vi vi_shl48(vi a) { return _mm256_slli_epi64(a, 48); }
+static inline vi vi_shl52(vi a) { return _mm256_slli_epi64(a, 52); }
+/* a gather costs Zen 3 as much as the rest of the lighter exp: it goes without a table */
+#define SM_EXP_LITE_NO_TABLE 1
 static inline vi vi_select(vb m, vi t, vi f)
 { return _mm256_castpd_si256(_mm256_blendv_pd(_mm256_castsi256_pd(f), _mm256_castsi256_pd(t), m)); }
 static inline vi vi_set1(int64_t a) { return _mm256_set1_epi64x(a); }
@@ -300,6 +303,10 @@ static inline void vd_store_f16(uint16_t *p, vd a) { _Float16 h = (_Float16)a; m
 #error "simd.h needs one SM_TARGET_* defined"
 #endif
 
+#ifndef SM_EXP_LITE_NO_TABLE
+#define SM_EXP_LITE_NO_TABLE 0
+#endif
+
 /*
  * exp(y_hi + y_lo) for y_hi <= 0 (also -inf), with |y_lo| <= ulp(y_hi)/2.
  *
@@ -382,13 +389,21 @@ sm_vexp(const sm_exp_table *tab, vd y_hi, vd y_lo, const int has_lo)
 
 /*
  * exp(y) for the float32 and float16 kernels, where the result is rounded
- * to 24 (or 11) bits at the end: a relative error near 2^-44 costs at most
- * 2^-20 ulp there, so this drops what only float64 needs. The same steps
- * as sm_vexp, with: a one-constant reduction (|k| ln2/16 - k C is below
- * 2^-45 for y >= -708), Taylor to r^5 (truncation below 2^-42 for
- * |r| <= ln2/32), no tail table, and y clamped at -708 instead of the
- * subnormal path: exp(-708) ~ 3e-308 is 0 in float32 and float16, and
- * adds under 2^-980 relative to a row's sum (which is at least 1).
+ * to 24 (or 11) bits at the end: a relative error near 2^-43 costs at most
+ * 2^-19 ulp there, so this drops what only float64 needs: the low part of
+ * y, the tail table and the subnormal path (y is clamped at -708: exp(-708)
+ * ~ 3e-308 is 0 in float32 and float16, and adds under 2^-980 relative to a
+ * row's sum, which is at least 1). Two forms, per target:
+ *   - with the table (a cheap in-register permute on AVX-512): the steps of
+ *     sm_vexp with a one-constant reduction (|k| ln2/16 - k C is below 2^-45
+ *     for y >= -708) and Taylor to r^5 (truncation below 2^-42 for
+ *     |r| <= ln2/32);
+ *   - without it (SM_EXP_LITE_NO_TABLE: where a lookup is a gather):
+ *     k = round(y / ln2), r = y - k ln2 (one constant: |k ln2 - k C| is
+ *     below 2^-44 for y >= -708), exp(r) = 1 + r + r^2 q(r) with q of
+ *     degree 7 fitted near-minimax (Chebyshev, mpmath) on [-ln2/2, ln2/2]
+ *     for 2^-43.6 relative error with these double coefficients, and 2^k
+ *     put in the exponent field.
  */
 static inline vd
 sm_vexp_lite(const sm_exp_table *tab, vd y)
@@ -399,6 +414,25 @@ sm_vexp_lite(const sm_exp_table *tab, vd y)
      * exactly nothing, or log_softmax of a lone finite score is -0, not 0 */
     const vb tiny = vd_lt(y, vd_set1(-708.0));
     y = vd_max(y, vd_set1(-708.0));
+#if SM_EXP_LITE_NO_TABLE
+    (void)tab;
+    vd t = vd_fmaf(y, vd_set1(0x1.71547652b82fep+0), shift);
+    vi ki = vd_bits(t);
+    vd kd = vd_sub(t, shift);
+    vd r = vd_fnmaf(kd, vd_set1(0x1.62e42fefa39efp-1), y);
+    vd r2 = vd_mul(r, r);
+    vd r4 = vd_mul(r2, r2);
+    /* q(r) by Estrin's scheme: four independent pairs, then two levels */
+    vd q01 = vd_fmaf(r, vd_set1(0x1.5555555554f97p-3), vd_set1(0x1.fffffffffe069p-2));
+    vd q23 = vd_fmaf(r, vd_set1(0x1.111111170ad56p-7), vd_set1(0x1.55555565c559fp-5));
+    vd q45 = vd_fmaf(r, vd_set1(0x1.a019c3721fb3ep-13), vd_set1(0x1.6c166be75a859p-10));
+    vd q67 = vd_fmaf(r, vd_set1(0x1.72ad3ae3ed777p-19), vd_set1(0x1.a136b06babd51p-16));
+    vd q03 = vd_fmaf(r2, q23, q01);
+    vd q47 = vd_fmaf(r2, q67, q45);
+    vd q = vd_fmaf(r4, q47, q03);
+    vd tmp = vd_fmaf(r2, q, r);
+    vd s = vi_bits(vi_add(vd_bits(vd_set1(1.0)), vi_shl52(ki)));
+#else
     vd t = vd_fmaf(y, vd_set1(23.083120654223414), shift);
     vi ki = vd_bits(t);
     vd kd = vd_sub(t, shift);
@@ -409,6 +443,7 @@ sm_vexp_lite(const sm_exp_table *tab, vd y)
     vd p25 = vd_fmaf(r2, p45, p23);
     vd tmp = vd_fmaf(r2, p25, r);
     vd s = vi_bits(vi_add(sm_lookup_bits(tab, ki), vi_shl48(ki)));
+#endif
     return vd_select(tiny, vd_set1(0.0), vd_fmaf(s, tmp, s));
 }
 
