@@ -14,20 +14,6 @@ settings.register_profile("thorough", max_examples=2000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
-def pytest_collection_modifyitems(session, config, items):
-    """Start the selected tests' subprocess runs now (tests/background_runs.py)."""
-    import background_runs
-
-    if os.environ.get(background_runs.CHILD) or os.environ.get("PYTEST_XDIST_WORKER"):
-        return  # a child, or an xdist worker (whose share of the tests is not known yet)
-    for item in items:
-        runs = getattr(getattr(item, "module", None), "BACKGROUND_RUNS", {})
-        make = runs.get(getattr(item, "originalname", None))
-        if make is not None:
-            target = item.callspec.params["target"]
-            background_runs.start((item.originalname, target), make(target))
-
-
 @pytest.fixture(scope="session")
 def ulp_results(request):
     """Collects the accuracy measurements for the summary table."""
@@ -42,9 +28,6 @@ _RESULT_FIELDS = ("family", "func", "max_ulp", "n_outputs", "cancel_rows",
 
 
 def pytest_sessionfinish(session, exitstatus):
-    import background_runs
-
-    background_runs.stop_all()
     # an xdist worker hands its accuracy measurements to the controller
     results = getattr(session.config, "_ulp_results", None)
     if results and hasattr(session.config, "workeroutput"):

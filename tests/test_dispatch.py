@@ -18,7 +18,7 @@ import pytest
 
 from softmax import _config, _core
 
-import background_runs
+import child_runs
 
 TESTS = Path(__file__).resolve().parent
 
@@ -151,29 +151,23 @@ OTHER_TARGETS = [t for t in SUPPORTED if t != _core._config()["chosen"]]
 SUITE_FILES = ("test_accuracy.py", "test_edges.py", "test_fast_mode.py")
 
 
-def _suite_under(target: str) -> background_runs.Command:
-    """The accuracy suite under `target`: one single-threaded pytest process.
+def _suite_under(target: str) -> child_runs.Command:
+    """The accuracy suite under `target`: one single-process pytest run.
 
-    It starts when the session is collected (conftest.py) and runs beside
-    the rest of the suite (about 70-115 s). The 10^6-element long-row family
-    is left to the in-process run (it costs ~40 s per target, and fast mode's
-    as much); the segmented long-row path is still exercised here by the
-    bit-identity script above and per target by the subprocess's other
-    families."""
+    About 70-115 s, beside the rest of the suite on the other xdist worker.
+    The 10^6-element long-row family is left to the in-process run (it costs
+    ~40 s per target, and fast mode's as much); the segmented long-row path
+    is still exercised here by the bit-identity script above and per target
+    by the subprocess's other families."""
     files = [str(TESTS / f) for f in SUITE_FILES]
-    return background_runs.Command(
+    return child_runs.Command(
         ["-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", "-k", "not long_row",
          *files],
         {"SOFTMAX_DISABLE_CPU_FEATURES": FORCE[target]})
 
 
-BACKGROUND_RUNS = {"test_accuracy_suite_passes_under_every_target": _suite_under}
-
-
 @pytest.mark.parametrize("target", OTHER_TARGETS)
 def test_accuracy_suite_passes_under_every_target(target):
     """The default target runs the suite in-process; the others run it in a child."""
-    code, stdout, stderr = background_runs.result(
-        ("test_accuracy_suite_passes_under_every_target", target),
-        lambda: _suite_under(target), timeout=900)
+    code, stdout, stderr = child_runs.run(_suite_under(target), timeout=900)
     assert code == 0, stdout[-3000:] + stderr[-2000:]

@@ -24,7 +24,7 @@ import time
 import numpy as np
 import pytest
 
-import background_runs
+import child_runs
 import exact_oracle as eo
 import softmax
 from softmax import _core
@@ -483,18 +483,14 @@ def test_group_scan_refuses_what_it_cannot_read():
         _core.group_scan(np.arange(3, dtype=np.int64), -2)
 
 
-def _file_under(target: str) -> background_runs.Command:
-    """This file again with `target` forced, started when the session is
-    collected (tests/background_runs.py)."""
+def _file_under(target: str) -> child_runs.Command:
+    """This file again with `target` forced, in one process."""
     code = ("import sys, pytest; from softmax import _core; "
             f"assert _core._config()['chosen'] == {target!r}; "
             "sys.exit(pytest.main(['-q', '-n', '0', '-p', 'no:cacheprovider', sys.argv[1]]))")
-    return background_runs.Command(["-c", code, __file__],
-                                   {"SOFTMAX_DISABLE_CPU_FEATURES": FORCE[target],
-                                    "SOFTMAX_SEGMENT_TARGET_RUN": "1"})
-
-
-BACKGROUND_RUNS = {"test_every_simd_target": _file_under}
+    return child_runs.Command(["-c", code, __file__],
+                              {"SOFTMAX_DISABLE_CPU_FEATURES": FORCE[target],
+                               "SOFTMAX_SEGMENT_TARGET_RUN": "1"})
 
 
 @pytest.mark.skipif(os.environ.get("SOFTMAX_SEGMENT_TARGET_RUN") == "1",
@@ -502,6 +498,5 @@ BACKGROUND_RUNS = {"test_every_simd_target": _file_under}
 @pytest.mark.parametrize("target", [t for t in SUPPORTED if t != _core._config()["chosen"]])
 def test_every_simd_target(target):
     """This file again, with `target` forced (it is chosen once, at import)."""
-    code, stdout, stderr = background_runs.result(("test_every_simd_target", target),
-                                                  lambda: _file_under(target), timeout=900)
+    code, stdout, stderr = child_runs.run(_file_under(target), timeout=900)
     assert code == 0, stdout[-3000:] + stderr[-2000:]
