@@ -132,18 +132,19 @@ pad_width(const sm_job *job, ptrdiff_t n)
 }
 
 /*
- * Rows run by the float32-lane kernels (kernels32): float16 softmax and
- * log_softmax in both modes (float32 lanes keep float16's 1-ulp bound),
- * and in the fast mode float32 and float16 everything. logsumexp of
- * float16 stays in double by default: a result that cancels against the
- * max needs the sum to better than float32 exps give. A scale c outside
- * [2^-100, 2^100] (a float pair could not carry it) takes the double path.
+ * Rows run by the float32-lane kernels (kernels32): float16 in both modes
+ * and, in the fast mode, float32 too. float32 lanes keep float16's 1-ulp
+ * bound: the sum of the non-maxima s comes within ~2^-22 of itself, so
+ * logsumexp's log1p(s) is off by at most 2^-22 log1p(s), which against a
+ * float16 result (ulp 2^-11 of it) is negligible unless the result cancels
+ * against a negative max, where the bound is in ulps of the max and
+ * log1p(s) ~ |max|. A scale c outside [2^-100, 2^100] (a float pair could
+ * not carry it) takes the double path.
  */
 static int
 use32(const sm_job *job)
 {
-    if (job->dtype == SM_F64 ||
-        !(job->fast || (job->dtype == SM_F16 && job->mode != SM_MODE_LSE))) {
+    if (job->dtype == SM_F64 || !(job->fast || job->dtype == SM_F16)) {
         return 0;
     }
     return !job->sc.scaled || (job->sc.c_hi >= 0x1p-100 && job->sc.c_hi <= 0x1p100);
