@@ -402,7 +402,8 @@ sm_vexp(const sm_exp_table *tab, vd y_hi, vd y_lo, const int has_lo)
  *     k = round(y / ln2), r = y - k ln2 (one constant: |k ln2 - k C| is
  *     below 2^-44 for y >= -708), exp(r) = 1 + r + r^2 q(r) with q of
  *     degree 7 fitted near-minimax (Chebyshev, mpmath) on [-ln2/2, ln2/2]
- *     for 2^-43.6 relative error with these double coefficients, and 2^k
+ *     (2^-43.6 on the fit; 2^-43.2 measured against long double on 2^22
+ *     points of [-708, 0] with these double coefficients), and 2^k
  *     put in the exponent field.
  */
 static inline vd
