@@ -14,26 +14,32 @@ settings.register_profile("thorough", max_examples=2000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
+def _results_of(config) -> list:
+    """The run's accuracy measurements (ulp_report.Result), kept on the pytest config."""
+    if not hasattr(config, "_ulp_results"):
+        config._ulp_results = []
+    return config._ulp_results
+
+
 @pytest.fixture(scope="session")
 def ulp_results(request):
     """Collects the accuracy measurements for the summary table."""
-    results = getattr(request.config, "_ulp_results", None)
-    if results is None:
-        results = request.config._ulp_results = []
-    return results
+    return _results_of(request.config)
 
 
-_RESULT_FIELDS = ("family", "func", "max_ulp", "n_outputs", "cancel_rows",
-                  "cancel_max_ulp_of_max", "cancel_max_ulp_of_result")
+# A worker ships a Result's fields but its example of the worst case (`worst`)
+_SHIPPED = ("dtype", "worst")
 
 
 def pytest_sessionfinish(session, exitstatus):
     # an xdist worker hands its accuracy measurements to the controller
     results = getattr(session.config, "_ulp_results", None)
     if results and hasattr(session.config, "workeroutput"):
+        import dataclasses
+
+        names = [f.name for f in dataclasses.fields(results[0]) if f.name not in _SHIPPED]
         session.config.workeroutput["ulp_results"] = [
-            {"dtype": str(r.dtype), **{f: getattr(r, f) for f in _RESULT_FIELDS}}
-            for r in results]
+            {"dtype": str(r.dtype), **{n: getattr(r, n) for n in names}} for r in results]
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -44,10 +50,8 @@ def pytest_testnodedown(node, error):
         import numpy as np
         from ulp_report import Result
 
-        collected = getattr(node.config, "_ulp_results", None)
-        if collected is None:
-            collected = node.config._ulp_results = []
-        collected.extend(Result(**{**row, "dtype": np.dtype(row["dtype"])}) for row in rows)
+        _results_of(node.config).extend(
+            Result(**{**row, "dtype": np.dtype(row["dtype"])}) for row in rows)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -24,6 +24,7 @@ import pytest
 import softmax as sm
 from softmax import _core
 
+import child_runs
 import ulp_reference as ur
 import ulp_report as rep
 
@@ -155,13 +156,10 @@ def test_edge_rows_give_the_default_bits(dtype, temperature):
 
 def test_edge_suite_passes_in_fast_mode():
     """tests/test_edges.py (hand-written limits) with SOFTMAX_ACCURACY=fast."""
-    env = dict(os.environ, SOFTMAX_ACCURACY="fast")
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider",
-         str(TESTS / "test_edges.py")],
-        env=env, capture_output=True, text=True, timeout=600, cwd=TESTS.parent,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    code, stdout, stderr = child_runs.run(child_runs.Command(
+        ["-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", str(TESTS / "test_edges.py")],
+        {"SOFTMAX_ACCURACY": "fast"}), timeout=600)
+    assert code == 0, stdout[-3000:] + stderr[-2000:]
 
 
 # ---- layouts: the same bits ----------------------------------------------

@@ -13,6 +13,7 @@ largest finite value to inf as one ulp, and calls two NaNs equal.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -203,8 +204,10 @@ def _memo_key(row, c, mask, prec):
             None if mask is None else digest(np.asarray(mask, bool)), prec, _SOURCE)
 
 
+@functools.cache
 def _cache_dir() -> Path | None:
-    """The cache directory, made private to this user; None if off or not ours."""
+    """The cache directory, made private to this user; None if off or not ours
+    (looked at once per process)."""
     if os.environ.get("SOFTMAX_TEST_REFERENCE_CACHE", "1") == "0":
         return None
     try:
