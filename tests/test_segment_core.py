@@ -443,14 +443,72 @@ def test_one_scan_of_the_ids_agrees_with_numpy(case):
         assert offsets.dtype == np.int64
 
 
+@pytest.mark.parametrize("nthreads", [1, 2])
+@pytest.mark.parametrize("n, groups", [(1000, 50), (200_000, 40), (200_000, 5_000),
+                                       (100_000, 60_000), (70_000, 1)])
+def test_a_long_scan_in_parts_agrees_with_numpy(threads, nthreads, n, groups):
+    """group_scan in parts on the pool's threads (from 65536 ids; counts in
+    parts while there are at most a quarter as many groups as ids): an
+    out-of-range id in any part is found, and the offsets are bincount's."""
+    threads(nthreads)
+    rng = np.random.default_rng(n + groups)
+    ids = rng.integers(0, groups, n).astype(np.int64)
+    for case in (ids, np.sort(ids)):
+        offsets, lo, hi, ordered = _core.group_scan(case, groups)
+        assert (lo, hi) == (int(case.min()), int(case.max()))
+        assert ordered == bool(np.all(np.diff(case) >= 0))
+        want = np.concatenate([[0], np.cumsum(np.bincount(case, minlength=groups))])
+        np.testing.assert_array_equal(offsets, want)
+    for where in (0, n // 2, n // 2 + 1, n - 1):   # the first, a part's edge, the last
+        for bad in (-2, groups):
+            case = ids.copy()
+            case[where] = bad
+            offsets, lo, hi, _ = _core.group_scan(case, groups)
+            assert offsets is None and (lo == bad or hi == bad)
+    if groups > 1:   # a part that starts below its predecessor's end: not sorted
+        case = np.sort(ids)
+        case[n // 2 - 1] = groups - 1
+        assert not _core.group_scan(case, groups)[3]
+
+
+@pytest.mark.parametrize("nthreads", [1, 2])
+@pytest.mark.parametrize("n, groups", [(0, 3), (9, 4), (200_000, 40), (200_000, 5_000),
+                                       (100_000, 60_000), (70_000, 1)])
+def test_group_order_is_the_stable_argsort(threads, nthreads, n, groups):
+    """_core.group_order, the counting sort of unsorted ids (in parts on the
+    pool's threads from 65536 ids while there are at most a quarter as many
+    groups): np.argsort(kind="stable"), as int32."""
+    threads(nthreads)
+    rng = np.random.default_rng(n + groups)
+    # skewed sizes, as a graph's in-degrees
+    ids = np.minimum(rng.zipf(1.5, n) - 1, groups - 1).astype(np.int64)
+    ids = rng.permutation(groups)[ids]
+    offsets = _core.group_scan(ids, groups)[0]
+    order = _core.group_order(ids, offsets)
+    assert order.dtype == np.int32
+    np.testing.assert_array_equal(order, np.argsort(ids, kind="stable"))
+
+
+def test_group_order_refuses_ids_that_do_not_match_the_offsets(threads):
+    threads(2)
+    ids = np.arange(100_000, dtype=np.int64) % 7
+    offsets = _core.group_scan(ids, 7)[0]
+    for bad in (-1, 7, 3):   # outside the groups, or one too many in group 3
+        case = ids.copy()
+        case[60_001] = bad   # 60_001 % 7 == 4
+        with pytest.raises(ValueError, match=r"do not match offsets \(internal\)"):
+            _core.group_order(case, offsets)
+
+
 @pytest.mark.parametrize("dtype", [np.bool_, np.float16, np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(1, 7), (3, 1000), (2, 70_000)])
-def test_group_move_gathers_and_scatters_as_numpy(dtype, shape):
+@pytest.mark.parametrize("index", [np.int64, np.int32])
+def test_group_move_gathers_and_scatters_as_numpy(dtype, shape, index):
     """_core.group_move (the permutation of unsorted ids, on the pool's threads
     from 65536 entries) against np.take and fancy assignment."""
     rng = np.random.default_rng(11)
     src = rng.standard_normal(shape).astype(dtype)
-    order = rng.permutation(shape[1]).astype(np.int64)
+    order = rng.permutation(shape[1]).astype(index)
     got = np.empty_like(src)
     _core.group_move(src, order, got, False)
     np.testing.assert_array_equal(got, np.take(src, order, axis=-1))
@@ -464,8 +522,11 @@ def test_group_move_refuses_what_it_cannot_do_safely():
     src = np.arange(6.0).reshape(1, 6)
     dst = np.empty_like(src)
     for bad in ([0, 1, 2, 3, 4, 6], [0, 1, 2, 3, 4, -1]):
-        with pytest.raises(ValueError, match="outside the row"):
-            _core.group_move(src, np.array(bad, np.int64), dst, True)
+        for index in (np.int64, np.int32):
+            with pytest.raises(ValueError, match="outside the row"):
+                _core.group_move(src, np.array(bad, index), dst, True)
+    with pytest.raises(ValueError, match="internal"):  # an order of another type
+        _core.group_move(src, np.arange(6, dtype=np.int16), dst, False)
     with pytest.raises(ValueError, match="internal"):  # dst overlapping src
         _core.group_move(src, np.arange(6, dtype=np.int64), src, False)
     with pytest.raises(ValueError, match="internal"):  # order of the wrong length

@@ -80,14 +80,14 @@ class Groups:
     num_groups : int
     offsets : ndarray of int64, shape (num_groups + 1,)
         CSR offsets of the groups once the entries are sorted by group.
-    order : ndarray of int64 or None
+    order : ndarray of int32 (int64 from 2**31 entries) or None
         The stable sort of `ids` (entry ``order[k]`` is the k-th in group
         order); None when `ids` is already sorted.
     """
 
     num_groups: int
     offsets: NDArray[np.int64]
-    order: NDArray[np.int64] | None
+    order: NDArray[np.int32] | NDArray[np.int64] | None
     given_ids: NDArray[np.int64] | None = None  # None: from offsets, built when asked for
 
     @classmethod

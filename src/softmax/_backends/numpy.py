@@ -341,7 +341,7 @@ def _as_rows(a: NDArray[Any]) -> NDArray[Any] | None:
     return a.reshape(-1, a.shape[-1])
 
 
-def _take(a: NDArray[Any], order: NDArray[np.int64]) -> NDArray[Any]:
+def _take(a: NDArray[Any], order: NDArray[np.int32] | NDArray[np.int64]) -> NDArray[Any]:
     """``np.take(a, order, axis=-1)``, on the core's threads when `a` is contiguous."""
     rows = _as_rows(a)
     if rows is None:
@@ -352,7 +352,8 @@ def _take(a: NDArray[Any], order: NDArray[np.int64]) -> NDArray[Any]:
     return dst
 
 
-def _put(back: NDArray[Any], order: NDArray[np.int64], r: NDArray[Any]) -> None:
+def _put(back: NDArray[Any], order: NDArray[np.int32] | NDArray[np.int64], r: NDArray[Any]
+         ) -> None:
     """``back[..., order] = r`` (back of r's dtype), on the core's threads when
     both are contiguous."""
     rows, dst = _as_rows(r), _as_rows(back)
