@@ -443,7 +443,7 @@ def test_one_scan_of_the_ids_agrees_with_numpy(case):
         assert offsets.dtype == np.int64
 
 
-@pytest.mark.parametrize("nthreads", [1, 2])
+@pytest.mark.parametrize("nthreads", [1, 2, 3])
 @pytest.mark.parametrize("n, groups", [(1000, 50), (200_000, 40), (200_000, 5_000),
                                        (100_000, 60_000), (70_000, 1)])
 def test_a_long_scan_in_parts_agrees_with_numpy(threads, nthreads, n, groups):
@@ -471,7 +471,7 @@ def test_a_long_scan_in_parts_agrees_with_numpy(threads, nthreads, n, groups):
         assert not _core.group_scan(case, groups)[3]
 
 
-@pytest.mark.parametrize("nthreads", [1, 2])
+@pytest.mark.parametrize("nthreads", [1, 2, 3])
 @pytest.mark.parametrize("n, groups", [(0, 3), (9, 4), (200_000, 40), (200_000, 5_000),
                                        (100_000, 60_000), (70_000, 1)])
 def test_group_order_is_the_stable_argsort(threads, nthreads, n, groups):
