@@ -477,7 +477,8 @@ def test_a_long_scan_in_parts_agrees_with_numpy(threads, nthreads, n, groups):
 def test_group_order_is_the_stable_argsort(threads, nthreads, n, groups):
     """_core.group_order, the counting sort of unsorted ids (in parts on the
     pool's threads from 65536 ids while there are at most a quarter as many
-    groups): np.argsort(kind="stable"), as int32."""
+    groups): np.argsort(kind="stable"), as int32; with inverse, each entry's
+    rank in that order."""
     threads(nthreads)
     rng = np.random.default_rng(n + groups)
     # skewed sizes, as a graph's in-degrees
@@ -486,7 +487,11 @@ def test_group_order_is_the_stable_argsort(threads, nthreads, n, groups):
     offsets = _core.group_scan(ids, groups)[0]
     order = _core.group_order(ids, offsets)
     assert order.dtype == np.int32
-    np.testing.assert_array_equal(order, np.argsort(ids, kind="stable"))
+    want = np.argsort(ids, kind="stable")
+    np.testing.assert_array_equal(order, want)
+    rank = _core.group_order(ids, offsets, True)
+    assert rank.dtype == np.int32
+    np.testing.assert_array_equal(rank[want], np.arange(n))
 
 
 def test_group_order_refuses_ids_that_do_not_match_the_offsets(threads):
@@ -496,8 +501,9 @@ def test_group_order_refuses_ids_that_do_not_match_the_offsets(threads):
     for bad in (-1, 7, 3):   # outside the groups, or one too many in group 3
         case = ids.copy()
         case[60_001] = bad   # 60_001 % 7 == 4
-        with pytest.raises(ValueError, match=r"do not match offsets \(internal\)"):
-            _core.group_order(case, offsets)
+        for inverse in (False, True):
+            with pytest.raises(ValueError, match=r"do not match offsets \(internal\)"):
+                _core.group_order(case, offsets, inverse)
 
 
 @pytest.mark.parametrize("dtype", [np.bool_, np.float16, np.float32, np.float64])

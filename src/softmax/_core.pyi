@@ -24,8 +24,9 @@ def group_scan(ids: NDArray[np.int64], num_groups: int, /
 # Rows gathered by a permutation (dst[:, k] = src[:, order[k]]) or scattered (scatter=True).
 def group_move(src: NDArray[Any], order: NDArray[np.int32] | NDArray[np.int64], dst: NDArray[Any],
                scatter: bool, /) -> None: ...
-# The stable order that sorts entries by group id (a counting sort): int32 below 2**31 entries.
-def group_order(ids: NDArray[np.int64], offsets: NDArray[np.int64], /
+# The stable order that sorts entries by group id (a counting sort), or with inverse each
+# entry's rank in it: int32 below 2**31 entries.
+def group_order(ids: NDArray[np.int64], offsets: NDArray[np.int64], inverse: bool = False, /
                 ) -> NDArray[np.int32] | NDArray[np.int64]: ...
 # The plain call, run at once; its slots depend on the mode (see fast_doc):
 # the result (array, scalar or pair) is whatever the call returns, or None.

@@ -80,14 +80,19 @@ class Groups:
     num_groups : int
     offsets : ndarray of int64, shape (num_groups + 1,)
         CSR offsets of the groups once the entries are sorted by group.
-    order : ndarray of int32 (int64 from 2**31 entries) or None
+    ordered : bool
+        The entries are already in group order (offsets, or ids that never
+        decrease).
+    order, rank : ndarray of int32 (int64 from 2**31 entries) or None
         The stable sort of `ids` (entry ``order[k]`` is the k-th in group
-        order); None when `ids` is already sorted.
+        order) and its inverse (entry i is the ``rank[i]``-th), each made
+        by a counting sort in the core when first asked for; None when
+        `ordered`.
     """
 
     num_groups: int
     offsets: NDArray[np.int64]
-    order: NDArray[np.int32] | NDArray[np.int64] | None
+    ordered: bool
     given_ids: NDArray[np.int64] | None = None  # None: from offsets, built when asked for
 
     @classmethod
@@ -102,14 +107,23 @@ class Groups:
         offsets = scan.offsets
         if offsets is None:
             raise ValueError("group ids out of range (internal)")
-        # a counting sort in the core: O(n), where argsort takes ~20x longer
-        order = None if scan.ordered else _core.group_order(ids, offsets)
-        return cls(offsets.size - 1, offsets, order, ids)
+        return cls(offsets.size - 1, offsets, scan.ordered, ids)
 
     @classmethod
     def from_offsets(cls, offsets: NDArray[np.int64]) -> Groups:
         """From checked CSR offsets (0 first, n last, non-decreasing)."""
-        return cls(offsets.size - 1, offsets, None)
+        return cls(offsets.size - 1, offsets, True)
+
+    # counting sorts in the core: O(n), where argsort takes ~20x longer
+    @functools.cached_property
+    def order(self) -> NDArray[np.int32] | NDArray[np.int64] | None:
+        """The stable sort of the ids (None when they are in order)."""
+        return None if self.ordered else _core.group_order(self.ids, self.offsets)
+
+    @functools.cached_property
+    def rank(self) -> NDArray[np.int32] | NDArray[np.int64] | None:
+        """Each entry's place in group order (None when the ids are in order)."""
+        return None if self.ordered else _core.group_order(self.ids, self.offsets, True)
 
     @functools.cached_property
     def ids(self) -> NDArray[np.int64]:

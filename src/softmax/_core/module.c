@@ -1122,11 +1122,13 @@ core_group_scan(PyObject *self, PyObject *args)
 }
 
 PyDoc_STRVAR(group_order_doc,
-"group_order(ids, offsets)\n--\n\n"
+"group_order(ids, offsets, inverse=False)\n--\n\n"
 "Internal: the stable order that sorts the entries by group (a counting\n"
 "sort, O(n), in parts on the pool's threads): ids and offsets are\n"
 "C-contiguous int64, offsets the groups' CSR boundaries in that order\n"
-"(len = number of groups + 1, last = n). int32 below 2^31 entries, else int64.");
+"(len = number of groups + 1, last = n). int32 below 2^31 entries, else int64.\n"
+"inverse: each entry's rank in that order instead (rank[order[k]] = k),\n"
+"written in the entries' order where order is written at random.");
 
 /*
  * The counting sort of group_order in parts: part p of the entries writes
@@ -1142,6 +1144,7 @@ typedef struct {
     int64_t *cursor;  /* parts x ng: where part p writes its next entry of g */
     npy_intp n, ng;
     int parts;
+    int inverse;      /* write each entry's rank (rank[i]) instead of order[rank] = i */
     int bad[SM_MAX_THREADS];
 } order_ctx;
 
@@ -1188,6 +1191,15 @@ order_write_task(void *arg, int tid, int nt)
                 c->bad[p] = 1;
                 break;
             }
+            if (c->inverse) {   /* a write in the entries' order: nothing to ask ahead */
+                if (c->order32 != NULL) {
+                    c->order32[i] = (int32_t)cur[g]++;
+                }
+                else {
+                    c->order64[i] = cur[g]++;
+                }
+                continue;
+            }
             /* the random write, asked for ahead (see SM_MOVE_AHEAD) */
             if (i + SM_MOVE_AHEAD < i1) {
                 const int64_t ga = id[i + SM_MOVE_AHEAD];
@@ -1214,7 +1226,9 @@ static PyObject *
 core_group_order(PyObject *self, PyObject *args)
 {
     PyArrayObject *ids, *offsets;
-    if (!PyArg_ParseTuple(args, "O!O!", &PyArray_Type, &ids, &PyArray_Type, &offsets)) {
+    int inverse = 0;
+    if (!PyArg_ParseTuple(args, "O!O!|p", &PyArray_Type, &ids, &PyArray_Type, &offsets,
+                          &inverse)) {
         return NULL;
     }
     if (PyArray_TYPE(ids) != NPY_INT64 || PyArray_TYPE(offsets) != NPY_INT64 ||
@@ -1250,7 +1264,7 @@ core_group_order(PyObject *self, PyObject *args)
     }
     order_ctx c = {id, off, narrow ? (int32_t *)PyArray_DATA(order) : NULL,
                    narrow ? NULL : (int64_t *)PyArray_DATA(order), tables,
-                   tables + ngc * (parts - 1), n, ng, parts, {0}};
+                   tables + ngc * (parts - 1), n, ng, parts, inverse, {0}};
     Py_BEGIN_ALLOW_THREADS
     if (parts > 1) {
         sm_pool_run(order_count_task, &c, parts);
