@@ -853,12 +853,61 @@ core_copy(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* Below this many entries the pool's wake-up costs more than it saves. */
+#define SM_POOL_MIN 65536
+
+/* The bounds of part p of n entries cut into `parts`: [bound(p), bound(p + 1)). */
+static inline npy_intp
+part_bound(npy_intp n, int p, int parts)
+{
+    return n * p / parts;
+}
+
+static inline int
+any_set(const int *flags, int n)
+{
+    int any = 0;
+    for (int i = 0; i < n; i++) {
+        any |= flags[i];
+    }
+    return any;
+}
+
+/* An order or rank of the groups: int32 below 2^31 entries (group_order's
+ * choice: half the bytes), else int64. */
+typedef struct {
+    void *p;
+    int wide;   /* int64 */
+} sm_index;
+
+static inline int64_t
+index_get(sm_index a, npy_intp k)
+{
+    return a.wide ? ((const int64_t *)a.p)[k] : (int64_t)((const int32_t *)a.p)[k];
+}
+
+static inline void
+index_put(sm_index a, npy_intp k, int64_t v)
+{
+    if (a.wide) {
+        ((int64_t *)a.p)[k] = v;
+    }
+    else {
+        ((int32_t *)a.p)[k] = (int32_t)v;
+    }
+}
+
+static inline const void *
+index_addr(sm_index a, npy_intp k)
+{
+    return (const char *)a.p + k * (a.wide ? 8 : 4);
+}
+
 /* Rows of a 2-d array gathered by (or scattered to) one permutation. */
 typedef struct {
     const char *src;
     char *dst;
-    const int32_t *order32;   /* one of the two: group_order's int32 below 2^31 entries */
-    const int64_t *order64;
+    sm_index order;
     npy_intp rows, n, isz;
     int scatter;
     int bad[SM_MAX_THREADS];
@@ -870,30 +919,24 @@ typedef struct {
  * gather of 10^6 float64 went from 3.0 to 1.8 ms on one thread). */
 #define SM_MOVE_AHEAD 32
 
-static inline int64_t
-sm_order_at(const move_ctx *c, npy_intp k)
-{
-    return c->order32 != NULL ? (int64_t)c->order32[k] : c->order64[k];
-}
-
 static void
 move_task(void *arg, int tid, int nt)
 {
     move_ctx *c = arg;
     const npy_intp n = c->n, isz = c->isz;
-    const npy_intp k0 = n * tid / nt, k1 = n * (tid + 1) / nt;
+    const npy_intp k0 = part_bound(n, tid, nt), k1 = part_bound(n, tid + 1, nt);
     for (npy_intp r = 0; r < c->rows; r++) {
         const char *s = c->src + r * n * isz;
         char *d = c->dst + r * n * isz;
         for (npy_intp k = k0; k < k1; k++) {
-            const int64_t o = sm_order_at(c, k);
+            const int64_t o = index_get(c->order, k);
             /* every access stays inside the row, whatever order holds */
             if (o < 0 || o >= n) {
                 c->bad[tid] = 1;
                 return;
             }
             if (k + SM_MOVE_AHEAD < k1) {
-                const int64_t a = sm_order_at(c, k + SM_MOVE_AHEAD);
+                const int64_t a = index_get(c->order, k + SM_MOVE_AHEAD);
                 if (a >= 0 && a < n) {
                     if (c->scatter) {
                         __builtin_prefetch(d + a * isz, 1);
@@ -947,20 +990,16 @@ core_group_move(PyObject *self, PyObject *args)
         return NULL;
     }
     move_ctx c = {PyArray_BYTES(src), PyArray_BYTES(dst),
-                  otype == NPY_INT32 ? (const int32_t *)PyArray_DATA(order) : NULL,
-                  otype == NPY_INT64 ? (const int64_t *)PyArray_DATA(order) : NULL,
+                  {PyArray_DATA(order), otype == NPY_INT64},
                   PyArray_DIM(src, 0), PyArray_DIM(src, 1), isz, scatter, {0}};
-    /* below ~64k entries the pool's wake-up costs more than it saves */
-    const int nt = PyArray_SIZE(src) >= 65536 ? sm_get_num_threads() : 1;
+    const int nt = PyArray_SIZE(src) >= SM_POOL_MIN ? sm_get_num_threads() : 1;
     int used;
     Py_BEGIN_ALLOW_THREADS
     used = sm_pool_run(move_task, &c, nt);
     Py_END_ALLOW_THREADS
-    for (int t = 0; t < used; t++) {
-        if (c.bad[t]) {
-            PyErr_SetString(PyExc_ValueError, "order holds an index outside the row (internal)");
-            return NULL;
-        }
+    if (any_set(c.bad, used)) {
+        PyErr_SetString(PyExc_ValueError, "order holds an index outside the row (internal)");
+        return NULL;
     }
     Py_RETURN_NONE;
 }
@@ -973,6 +1012,15 @@ PyDoc_STRVAR(group_scan_doc,
 "decrease, offsets the groups' CSR boundaries in group order (int64,\n"
 "num_groups + 1 entries; num_groups -1: hi + 1), or None when an id is\n"
 "outside [0, num_groups) (the caller names it).");
+
+/* Parts of a counting pass over n ids into ng groups: one per thread where
+ * a part's tables (a count, a cursor per group) stay small beside its
+ * entries and the pool's wake-up pays, else one. */
+static int
+count_parts(npy_intp n, npy_intp ng)
+{
+    return n >= SM_POOL_MIN && ng <= n / 4 ? sm_get_num_threads() : 1;
+}
 
 /* group_scan's passes in parts on the pool's threads: the range and order
  * of each part's ids, then (ids not sorted) each part's counts per group,
@@ -992,7 +1040,7 @@ scan_range_task(void *arg, int tid, int nt)
 {
     scan_ctx *c = arg;
     for (int p = tid; p < c->parts; p += nt) {
-        const npy_intp i0 = c->n * p / c->parts, i1 = c->n * (p + 1) / c->parts;
+        const npy_intp i0 = part_bound(c->n, p, c->parts), i1 = part_bound(c->n, p + 1, c->parts);
         int64_t lo = c->id[i0], hi = c->id[i0];
         int ordered = i0 == 0 || c->id[i0] >= c->id[i0 - 1];
         for (npy_intp i = i0 + 1; i < i1; i++) {
@@ -1017,8 +1065,8 @@ scan_count_task(void *arg, int tid, int nt)
         if (p > 0) {
             memset(h, 0, (size_t)(c->ng + 1) * sizeof(int64_t));
         }
-        const npy_intp i1 = c->n * (p + 1) / c->parts;
-        for (npy_intp i = c->n * p / c->parts; i < i1; i++) {
+        const npy_intp i1 = part_bound(c->n, p + 1, c->parts);
+        for (npy_intp i = part_bound(c->n, p, c->parts); i < i1; i++) {
             h[c->id[i] + 1]++;
         }
     }
@@ -1041,8 +1089,8 @@ core_group_scan(PyObject *self, PyObject *args)
     const int64_t *id = PyArray_DATA(ids);
     int64_t lo = 0, hi = -1;
     int ordered = 1;
-    /* below ~64k entries the pool's wake-up costs more than it saves */
-    scan_ctx c = {id, n, 0, n >= 65536 ? sm_get_num_threads() : 1, {0}, {0}, {0}, NULL, NULL};
+    scan_ctx c = {id, n, 0, n >= SM_POOL_MIN ? sm_get_num_threads() : 1, {0}, {0}, {0}, NULL,
+                  NULL};
     if (n > 0) {
         Py_BEGIN_ALLOW_THREADS
         sm_pool_run(scan_range_task, &c, c.parts);
@@ -1070,10 +1118,9 @@ core_group_scan(PyObject *self, PyObject *args)
         return NULL;
     }
     int64_t *off = PyArray_DATA(offsets);
-    /* counts in parts where their tables stay small beside the ids */
     c.ng = ng;
     c.off = off;
-    if (!ordered && c.parts > 1 && ng <= n / 4) {
+    if (!ordered && count_parts(n, ng) > 1) {   /* then c.parts is the thread count too */
         c.count = PyMem_Malloc((size_t)(c.parts - 1) * (size_t)(ng + 1) * sizeof(int64_t));
         if (c.count == NULL) {
             Py_DECREF(offsets);
@@ -1138,8 +1185,7 @@ PyDoc_STRVAR(group_order_doc,
  */
 typedef struct {
     const int64_t *id, *off;
-    int32_t *order32;  /* one of the two (see group_order) */
-    int64_t *order64;
+    sm_index order;
     int64_t *count;   /* (parts - 1) x ng: part p's entries per group */
     int64_t *cursor;  /* parts x ng: where part p writes its next entry of g */
     npy_intp n, ng;
@@ -1155,8 +1201,8 @@ order_count_task(void *arg, int tid, int nt)
     for (int p = tid; p < c->parts - 1; p += nt) {
         int64_t *h = c->count + (npy_intp)p * c->ng;
         memset(h, 0, (size_t)c->ng * sizeof(int64_t));
-        const npy_intp i1 = c->n * (p + 1) / c->parts;
-        for (npy_intp i = c->n * p / c->parts; i < i1; i++) {
+        const npy_intp i1 = part_bound(c->n, p + 1, c->parts);
+        for (npy_intp i = part_bound(c->n, p, c->parts); i < i1; i++) {
             const int64_t g = c->id[i];
             if (g < 0 || g >= c->ng) {
                 c->bad[p] = 1;
@@ -1182,8 +1228,8 @@ order_write_task(void *arg, int tid, int nt)
                 cur[g] += h[g];
             }
         }
-        const npy_intp i1 = c->n * (p + 1) / c->parts;
-        for (npy_intp i = c->n * p / c->parts; i < i1; i++) {
+        const npy_intp i1 = part_bound(c->n, p + 1, c->parts);
+        for (npy_intp i = part_bound(c->n, p, c->parts); i < i1; i++) {
             const int64_t g = id[i];
             /* every write stays inside order: a cursor never passes its
              * group's end */
@@ -1192,32 +1238,17 @@ order_write_task(void *arg, int tid, int nt)
                 break;
             }
             if (c->inverse) {   /* a write in the entries' order: nothing to ask ahead */
-                if (c->order32 != NULL) {
-                    c->order32[i] = (int32_t)cur[g]++;
-                }
-                else {
-                    c->order64[i] = cur[g]++;
-                }
+                index_put(c->order, i, cur[g]++);
                 continue;
             }
             /* the random write, asked for ahead (see SM_MOVE_AHEAD) */
             if (i + SM_MOVE_AHEAD < i1) {
                 const int64_t ga = id[i + SM_MOVE_AHEAD];
                 if (ga >= 0 && ga < ng) {
-                    if (c->order32 != NULL) {
-                        __builtin_prefetch(c->order32 + cur[ga], 1);
-                    }
-                    else {
-                        __builtin_prefetch(c->order64 + cur[ga], 1);
-                    }
+                    __builtin_prefetch(index_addr(c->order, cur[ga]), 1);
                 }
             }
-            if (c->order32 != NULL) {
-                c->order32[cur[g]++] = (int32_t)i;
-            }
-            else {
-                c->order64[cur[g]++] = i;
-            }
+            index_put(c->order, cur[g]++, i);
         }
     }
 }
@@ -1244,12 +1275,7 @@ core_group_order(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "offsets must end at len(ids) (internal)");
         return NULL;
     }
-    /* parts on threads where the per-part tables (a count and a cursor per
-     * group) stay small beside the entries and the pool's wake-up pays */
-    int parts = sm_get_num_threads();
-    if (n < 65536 || ng > n / 4) {
-        parts = 1;
-    }
+    const int parts = count_parts(n, ng);
     const npy_intp ngc = ng > 0 ? ng : 1;
     /* int32 where it holds every position: half the bytes to write, to read
      * twice (gather and scatter back) and to allocate */
@@ -1262,27 +1288,18 @@ core_group_order(PyObject *self, PyObject *args)
         PyMem_Free(tables);
         return PyErr_NoMemory();
     }
-    order_ctx c = {id, off, narrow ? (int32_t *)PyArray_DATA(order) : NULL,
-                   narrow ? NULL : (int64_t *)PyArray_DATA(order), tables,
-                   tables + ngc * (parts - 1), n, ng, parts, inverse, {0}};
+    order_ctx c = {id, off, {PyArray_DATA(order), !narrow}, tables, tables + ngc * (parts - 1),
+                   n, ng, parts, inverse, {0}};
     Py_BEGIN_ALLOW_THREADS
     if (parts > 1) {
         sm_pool_run(order_count_task, &c, parts);
     }
-    int counted_ok = 1;
-    for (int p = 0; p < parts; p++) {
-        counted_ok &= !c.bad[p];
-    }
-    if (counted_ok) {
+    if (!any_set(c.bad, parts)) {
         sm_pool_run(order_write_task, &c, parts);
     }
     Py_END_ALLOW_THREADS
     PyMem_Free(tables);
-    int bad = 0;
-    for (int p = 0; p < parts; p++) {
-        bad |= c.bad[p];
-    }
-    if (bad) {
+    if (any_set(c.bad, parts)) {
         Py_DECREF(order);
         PyErr_SetString(PyExc_ValueError, "ids do not match offsets (internal)");
         return NULL;
