@@ -28,8 +28,10 @@ from ._groups import (
 from ._config import (
     config,
     get_accuracy,
+    get_memory_cache,
     get_num_threads,
     set_accuracy,
+    set_memory_cache,
     set_num_threads,
     show_config,
 )
@@ -50,6 +52,7 @@ __all__ = [
     "datasets",
     "entropy",
     "get_accuracy",
+    "get_memory_cache",
     "get_num_threads",
     "hardmax",
     "log_sigmoid",
@@ -64,6 +67,7 @@ __all__ = [
     "segment_softmax",
     "segment_softmax_vjp",
     "set_accuracy",
+    "set_memory_cache",
     "set_num_threads",
     "show_config",
     "sigmoid",

@@ -7,7 +7,9 @@ count defaults to the cores this process may run on
 (``os.sched_getaffinity``), or ``SOFTMAX_NUM_THREADS`` when set. The
 accuracy mode (``"high"``, the default, or ``"fast"``) is a process default
 set by `set_accuracy` or ``SOFTMAX_ACCURACY``, overridden per call by the
-``accuracy=`` keyword; docs/accuracy-modes.md says how to choose.
+``accuracy=`` keyword; docs/accuracy-modes.md says how to choose. Large
+results freed by the caller are kept for reuse up to a limit (256 MiB by
+default), set by `set_memory_cache` or ``SOFTMAX_MEMORY_CACHE``.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from ._arguments import ACCURACY_MODES, accuracy_code
 __all__ = [
     "config",
     "get_accuracy",
+    "get_memory_cache",
     "get_num_threads",
     "set_accuracy",
+    "set_memory_cache",
     "set_num_threads",
     "show_config",
 ]
@@ -32,6 +36,8 @@ __all__ = [
 _ENV_THREADS = "SOFTMAX_NUM_THREADS"
 _ENV_DISABLE = "SOFTMAX_DISABLE_CPU_FEATURES"
 _ENV_ACCURACY = "SOFTMAX_ACCURACY"
+_ENV_MEMORY = "SOFTMAX_MEMORY_CACHE"
+_MEMORY_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
 def set_accuracy(mode: str) -> None:
@@ -136,13 +142,79 @@ def get_num_threads() -> int:
     return _core.get_num_threads()
 
 
+def set_memory_cache(max_bytes: int) -> None:
+    """Set how many bytes of freed results are kept for reuse.
+
+    A new large array costs a page fault per 4 KiB page the first time it
+    is written (about 10 ms for 128 MiB on a VM, as long as the softmax
+    itself). So results of 1 MiB or more are made from blocks that are kept
+    when the array is dropped, and the next result of about the same size
+    reuses one, already mapped. Only freed results are kept, never more than
+    ``max_bytes`` in all; arrays you still hold are yours as usual.
+
+    Parameters
+    ----------
+    max_bytes : int
+        The most bytes kept, >= 0. 0 keeps none (and hands back what is
+        kept now): every result is then an ordinary NumPy allocation. The
+        default is 256 MiB, or the ``SOFTMAX_MEMORY_CACHE`` environment
+        variable (bytes, or with a ``K``, ``M`` or ``G`` suffix: ``64M``).
+
+    Examples
+    --------
+    >>> import softmax as sm
+    >>> sm.set_memory_cache(64 << 20)
+    >>> sm.get_memory_cache()["limit"]
+    67108864
+    >>> sm.set_memory_cache(256 << 20)
+    """
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, numbers.Integral):
+        raise TypeError(f"max_bytes must be an int >= 0, got {max_bytes!r}")
+    if max_bytes < 0:
+        raise ValueError(f"max_bytes must be an int >= 0, got {max_bytes!r}")
+    _core.memory_cache(min(int(max_bytes), 2**63 - 1))
+
+
+def get_memory_cache() -> dict[str, int]:
+    """The memory cache's limit and the bytes it keeps now (see `set_memory_cache`).
+
+    Examples
+    --------
+    >>> import softmax as sm
+    >>> info = sm.get_memory_cache()
+    >>> sorted(info)
+    ['kept', 'limit']
+    >>> info["kept"] <= info["limit"]
+    True
+    """
+    limit, kept = _core.memory_cache()
+    return {"limit": int(limit), "kept": int(kept)}
+
+
+def _memory_from_env() -> int | None:
+    """SOFTMAX_MEMORY_CACHE in bytes (``64M``, ``1G``, ``0``), or None when unset or unusable."""
+    text = os.environ.get(_ENV_MEMORY, "").strip().upper().removesuffix("B").removesuffix("I")
+    unit = text[-1:] if text[-1:] in _MEMORY_UNITS else ""
+    try:
+        n = float(text[: len(text) - len(unit)])
+    except ValueError:
+        return None
+    return int(n * _MEMORY_UNITS[unit]) if 0 <= n < 2**62 else None
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):.0f} MiB"
+
+
 def config() -> dict[str, Any]:
     """The core's configuration as a dict (what `show_config` prints)."""
     info = dict(_core._config())
     info["num_threads"] = _core.get_num_threads()
     info["cores_available"] = _available_cores()
     info["accuracy"] = get_accuracy()
-    info["env"] = {k: os.environ.get(k) for k in (_ENV_DISABLE, _ENV_THREADS, _ENV_ACCURACY)}
+    info["memory_cache"] = get_memory_cache()
+    info["env"] = {k: os.environ.get(k)
+                   for k in (_ENV_DISABLE, _ENV_THREADS, _ENV_ACCURACY, _ENV_MEMORY)}
     return info
 
 
@@ -181,8 +253,16 @@ def show_config(file: TextIO | None = None) -> None:
         f"  accuracy              : {info['accuracy']}"
         f"   ({_ENV_ACCURACY}={env[_ENV_ACCURACY] or '(unset)'})"
     )
+    memory = info["memory_cache"]
+    lines.append(
+        f"  memory cache          : {_mib(memory['limit'])}, {_mib(memory['kept'])} kept"
+        f"   ({_ENV_MEMORY}={env[_ENV_MEMORY] or '(unset)'})"
+    )
     print("\n".join(lines), file=out)
 
 
 _core.set_num_threads(_threads_from_env() or _available_cores())
 _core.set_accuracy(ACCURACY_MODES[_accuracy_from_env() or "high"])
+_env_memory = _memory_from_env()
+if _env_memory is not None:
+    _core.memory_cache(_env_memory)

@@ -200,13 +200,13 @@ def _softmax_family(arr: NDArray[Any], plan: Plan) -> Any:
     # The core writes only aligned native memory: any other out gets a
     # temporary and a copy (np.copyto swaps bytes and handles alignment).
     use_out = out is not None and out.dtype == work_dtype and out.flags.aligned
-    full = out if use_out else np.empty(arr.shape, dtype=work_dtype)
+    full = out if use_out else _core.empty(arr.shape, work_dtype)
     target = axes_last(full, axes)
     direct = np.may_share_memory(target, full) and (
         not use_out or _writes_in_place(target, x_last, mask_last)
     )
     if not direct:
-        target = np.empty(x_last.shape, dtype=work_dtype)
+        target = _core.empty(x_last.shape, work_dtype)
 
     _core.softmax(x_last, target, mask_last, scale.c_hi, scale.c_lo, log, plan.accuracy)
 
@@ -247,7 +247,7 @@ def _logsumexp(arr: NDArray[Any], plan: Plan) -> Any:
         value, sign = value[..., 0], sign[..., 0]
     else:
         x_last = x_last.astype(work_dtype, copy=False)
-        value = np.empty(x_last.shape[:-1], dtype=work_dtype)
+        value = _core.empty(x_last.shape[:-1], work_dtype)
         _core.logsumexp(x_last, value, mask_last, plan.accuracy)
         sign = np.where(value == -np.inf, 0.0, 1.0)
         sign = np.where(np.isnan(value), np.nan, sign)
@@ -298,7 +298,7 @@ def _grouped(arr: NDArray[Any], plan: Plan) -> Any:
             x_last = _to_group_order(x_last, rank)
             mask_last = None if mask_last is None else _to_group_order(mask_last, rank)
         if plan.op == "logsumexp":
-            result_last = np.empty(x_last.shape[:-1] + (groups.num_groups,), work_dtype)
+            result_last = _core.empty(x_last.shape[:-1] + (groups.num_groups,), work_dtype)
             _core.segment_logsumexp(x_last, result_last, mask_last, groups.offsets,
                                     plan.accuracy)
         else:
@@ -319,13 +319,13 @@ def _grouped(arr: NDArray[Any], plan: Plan) -> Any:
                 # place (a fresh array costs its page faults)
                 result_last = x_last
             else:
-                result_last = np.empty(x_last.shape, work_dtype)
+                result_last = _core.empty(x_last.shape, work_dtype)
             _core.segment_softmax(x_last, result_last, mask_last, groups.offsets, scale.c_hi,
                                   scale.c_lo, plan.log, plan.accuracy)
             if direct:
                 return out
             if rank is not None:
-                back = out_last if out_last is not None else np.empty_like(result_last)
+                back = out_last if out_last is not None else _core.empty(result_last.shape, result_last.dtype)
                 _from_group_order(back, rank, result_last)  # x was moved: apart from it
                 if out_last is not None:
                     return out
@@ -348,7 +348,7 @@ def _to_group_order(a: NDArray[Any], rank: NDArray[np.int32] | NDArray[np.int64]
                     ) -> NDArray[Any]:
     """A new array with ``moved[..., rank] = a``, on the core's threads when
     `a` is contiguous."""
-    moved = np.empty(a.shape, a.dtype)
+    moved = _core.empty(a.shape, a.dtype)
     rows = _as_rows(a)
     if rows is None:
         moved[..., rank] = a

@@ -20,6 +20,7 @@
 
 #include "dispatch.h"
 #include "driver.h"
+#include "memory.h"
 #include "threads.h"
 
 /* The process default of the accuracy mode (0 high, 1 fast), set from
@@ -31,6 +32,133 @@ static int
 resolve_fast(int code)
 {
     return code < 0 ? default_fast : code != 0;
+}
+
+/* ---- results in kept blocks (memory.c) ------------------------------------
+ * NumPy's memory handler protocol: an array made while this handler is the
+ * current one is allocated by it and, when dropped, freed by it (the array
+ * holds a reference to the capsule). Only the large results of this module
+ * are made that way (keep_begin / keep_end around their allocation); every
+ * other array of the process keeps NumPy's own handler. */
+static void *
+handler_malloc(void *ctx, size_t size)
+{
+    (void)ctx;
+    return sm_block_malloc(size);
+}
+
+static void *
+handler_calloc(void *ctx, size_t nelem, size_t elsize)
+{
+    (void)ctx;
+    return sm_block_calloc(nelem, elsize);
+}
+
+static void *
+handler_realloc(void *ctx, void *ptr, size_t size)
+{
+    (void)ctx;
+    return sm_block_realloc(ptr, size);
+}
+
+static void
+handler_free(void *ctx, void *ptr, size_t size)
+{
+    (void)ctx;
+    (void)size; /* the block knows its own size */
+    sm_block_free(ptr);
+}
+
+static PyDataMem_Handler block_handler = {
+    "softmax_kept_blocks",
+    1,
+    {NULL, handler_malloc, handler_calloc, handler_realloc, handler_free},
+};
+static PyObject *block_handler_capsule = NULL;
+
+/* Makes the kept-blocks handler current for an allocation of nbytes when it
+ * is large enough to be worth keeping; returns the handler to restore (or
+ * NULL: nothing was switched). */
+static PyObject *
+keep_begin(size_t nbytes)
+{
+    if (nbytes < SM_KEEP_MIN || block_handler_capsule == NULL || sm_block_limit() < nbytes) {
+        return NULL;
+    }
+    PyObject *old = PyDataMem_SetHandler(block_handler_capsule);
+    if (old == NULL) {
+        PyErr_Clear(); /* NumPy's own handler then: slower, not wrong */
+    }
+    return old;
+}
+
+static void
+keep_end(PyObject *old)
+{
+    if (old == NULL) {
+        return;
+    }
+    PyObject *prev = PyDataMem_SetHandler(old);
+    if (prev == NULL) {
+        PyErr_Clear();
+    }
+    Py_XDECREF(prev);
+    Py_DECREF(old);
+}
+
+/* PyArray_Empty (steals descr) in a kept block when large */
+static PyArrayObject *
+empty_result(int nd, npy_intp const *dims, PyArray_Descr *descr)
+{
+    size_t nbytes = (size_t)PyDataType_ELSIZE(descr);
+    for (int i = 0; i < nd; i++) {
+        nbytes *= (size_t)dims[i];
+    }
+    PyObject *old = keep_begin(nbytes);
+    PyArrayObject *a = (PyArrayObject *)PyArray_Empty(nd, (npy_intp *)dims, descr, 0);
+    keep_end(old);
+    return a;
+}
+
+static const char empty_doc[] =
+    "empty(shape, dtype) -> a new C-ordered array, in a kept block when large (internal)";
+
+static PyObject *
+core_empty(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyArray_Dims shape = {NULL, 0};
+    PyArray_Descr *descr = NULL;
+    if (!PyArg_ParseTuple(args, "O&O&", PyArray_IntpConverter, &shape, PyArray_DescrConverter,
+                          &descr)) {
+        return NULL;
+    }
+    PyArrayObject *a = empty_result(shape.len, shape.ptr, descr);
+    PyDimMem_FREE(shape.ptr);
+    return (PyObject *)a;
+}
+
+static const char memory_cache_doc[] =
+    "memory_cache([limit]) -> (limit, kept): sets the bytes of freed results kept for reuse "
+    "(when given) and returns the limit and the bytes kept now (internal)";
+
+static PyObject *
+core_memory_cache(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *limit = Py_None;
+    if (!PyArg_ParseTuple(args, "|O", &limit)) {
+        return NULL;
+    }
+    if (limit != Py_None) {
+        const unsigned long long v = PyLong_AsUnsignedLongLong(limit);
+        if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        sm_block_set_limit(v > (unsigned long long)SIZE_MAX ? SIZE_MAX : (size_t)v);
+    }
+    return Py_BuildValue("(KK)", (unsigned long long)sm_block_limit(),
+                         (unsigned long long)sm_block_kept());
 }
 
 /* Raises TypeError unless obj is an aligned native float16/32/64 ndarray. */
@@ -573,7 +701,7 @@ core_fast(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             Py_RETURN_NONE;
         }
         Py_INCREF(PyArray_DESCR(x));
-        out = (PyArrayObject *)PyArray_Empty(nd - 1, PyArray_DIMS(x), PyArray_DESCR(x), 0);
+        out = empty_result(nd - 1, PyArray_DIMS(x), PyArray_DESCR(x));
         if (out == NULL) {
             return NULL;
         }
@@ -600,7 +728,9 @@ core_fast(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     if (out_obj == Py_None) {
         /* as np.empty_like(x): x's memory order */
+        PyObject *old_handler = keep_begin((size_t)PyArray_NBYTES(x));
         out = (PyArrayObject *)PyArray_NewLikeArray(x, NPY_KEEPORDER, NULL, 0);
+        keep_end(old_handler);
         if (out == NULL) {
             return NULL;
         }
@@ -1281,7 +1411,7 @@ core_group_order(PyObject *self, PyObject *args)
      * twice (gather and scatter back) and to allocate */
     const int narrow = n <= INT32_MAX;
     PyArrayObject *order =
-        (PyArrayObject *)PyArray_EMPTY(1, &n, narrow ? NPY_INT32 : NPY_INT64, 0);
+        empty_result(1, &n, PyArray_DescrFromType(narrow ? NPY_INT32 : NPY_INT64));
     int64_t *tables = PyMem_Malloc((size_t)ngc * (size_t)(2 * parts - 1) * sizeof(int64_t));
     if (order == NULL || tables == NULL) {
         Py_XDECREF(order);
@@ -1323,6 +1453,8 @@ static PyMethodDef core_methods[] = {
     {"_vexpf", core_vexpf, METH_VARARGS, vexpf_doc},
     {"_probe_fma", core_probe_fma, METH_VARARGS, probe_fma_doc},
     {"_copy", core_copy, METH_VARARGS, copy_doc},
+    {"empty", core_empty, METH_VARARGS, empty_doc},
+    {"memory_cache", core_memory_cache, METH_VARARGS, memory_cache_doc},
     {"set_accuracy", core_set_accuracy, METH_O, "Internal: the default accuracy (0 high, 1 fast)."},
     {"get_accuracy", core_get_accuracy, METH_NOARGS, "Internal: the default accuracy."},
     {NULL, NULL, 0, NULL},
@@ -1338,5 +1470,9 @@ PyInit__core(void)
 {
     import_array();
     sm_dispatch_init(getenv("SOFTMAX_DISABLE_CPU_FEATURES"));
+    block_handler_capsule = PyCapsule_New(&block_handler, "mem_handler", NULL);
+    if (block_handler_capsule == NULL) {
+        return NULL;
+    }
     return PyModule_Create(&core_module);
 }
