@@ -344,3 +344,66 @@ def test_columns_give_the_bits_of_rows(mode, dtype, n):
             assert _bits(got) == _bits(want), (name, kw)
     want = sm.logsumexp(rows, axis=-1, accuracy=mode)
     assert _bits(sm.logsumexp(cols, axis=0, accuracy=mode)) == _bits(want)
+
+
+# ---- softmax's power-of-two frame (sm_frame_k) ----------------------------
+
+def _frame_rows():
+    """Rows whose max sits on either side of the frame's limit (+-250), with
+    entries on either side of its cut-offs (m - 85: the lifted form; m - 104:
+    zero), -inf, and a dominant entry."""
+    rng = np.random.default_rng(2026)
+    rows = []
+    for m in (0.0, 1.5, -3.0, 87.0, -90.0, 249.99, 250.0, 250.01, -250.0, -250.02, 600.0,
+              -1e4, 3e30):
+        r = (m - np.abs(rng.standard_normal(67)) * 30).astype(np.float32)
+        r[0] = m
+        r[1:9] = np.float32(m) - np.float32([84.9, 85.0, 85.1, 103.9, 104.0, 104.1, 110.0, 0.0])
+        r[9] = -np.inf
+        rows.append(r)
+    return np.array(rows, dtype=np.float32)
+
+
+def test_frame_rows_within_bound_and_the_bits_of_every_layout():
+    rows = _frame_rows()
+    y = rows.astype(np.float64)
+    e = np.exp(y - y.max(axis=-1, keepdims=True))
+    ref = e / e.sum(axis=-1, keepdims=True)
+    p = sm.softmax(rows, axis=-1, accuracy="fast")
+    assert _ulp_error_float32(p, ref).max() <= rep.bound(np.float32, "fast")
+    assert np.all(p[ref < np.finfo(np.float32).smallest_subnormal / 2] == 0)
+    want = _bits(p)
+    # columns (blocks mixing maxima inside and outside the frame), strided, masked
+    cols = sm.softmax(np.ascontiguousarray(rows.T), axis=0, accuracy="fast").T
+    wide = np.zeros((rows.shape[0], 2 * rows.shape[1]), np.float32)
+    wide[:, ::2] = rows
+    strided = sm.softmax(wide[:, ::2], axis=-1, accuracy="fast")
+    masked = sm.softmax(rows, axis=-1, accuracy="fast", where=np.ones(rows.shape, bool))
+    for other in (cols, strided, masked):
+        assert _bits(other) == want
+
+
+def test_frame_segments_of_a_long_row_merge_exactly():
+    """A long row whose segments' maxima lie inside and outside the frame:
+    each in-frame segment's sum is converted back to its own max for the
+    merge. Within the bound of a float64 reference, same bits in every layout."""
+    n = 140_000
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal(n) * 3).astype(np.float32)
+    x[:4096] += 300.0      # segment 0: out of the frame, holds the row's max
+    x[4096:8192] += 240.0  # segment 1: in the frame, near the limit
+    x[8192:12288] -= 249.0
+    y = x.astype(np.float64)
+    e = np.exp(y - y.max())
+    ref = e / e.sum()
+    p = sm.softmax(x, accuracy="fast")
+    assert _ulp_error_float32(p, ref).max() <= rep.bound(np.float32, "fast")
+    out = np.zeros(2 * n, np.float32)[::2]
+    sm.softmax(x, accuracy="fast", out=out)
+    assert _bits(out) == _bits(p)
+    # shifted down: now segment 0 is in the frame as well
+    xs = x - np.float32(200.0)
+    ys = xs.astype(np.float64)
+    es = np.exp(ys - ys.max())
+    q = sm.softmax(xs, accuracy="fast")
+    assert _ulp_error_float32(q, es / es.sum()).max() <= rep.bound(np.float32, "fast")

@@ -456,6 +456,18 @@ seg_keeps_exps(const sm_job *job, const sm_row *seg)
            seg->out_stride == (ptrdiff_t)sizeof(float);
 }
 
+/* e^(K ln2 - m) in double-double: from softmax's frame (exps e^v 2^-K) back
+ * to the segment's own max (exps e^(v - m)) */
+static void
+frame_factor(int k, double m, double *g_h, double *g_l)
+{
+    static const double ln2_1 = 0x1.62e42fefa39efp-1, ln2_2 = 0x1.abc9e3b39803fp-56;
+    double a_h, a_l, d_h, d_l;
+    dd_mul((double)k, 0.0, ln2_1, ln2_2, &a_h, &a_l);
+    dd_add(a_h, a_l, -m, 0.0, &d_h, &d_l);
+    dd_exp(d_h, d_l, g_h, g_l);
+}
+
 static void
 seg_part32(const sm_job *job, const sm_row *seg, double *v, sm_part *p)
 {
@@ -463,12 +475,21 @@ seg_part32(const sm_job *job, const sm_row *seg, double *v, sm_part *p)
     const void *src;
     p->kind = K->load(seg, job->sc.negate, v, &src, &p->m);
     p->hi = p->lo = p->count = 0.0;
+    p->g = 1.0;
     if (p->kind == SM_ROW_FINITE) {
         sm_acc acc;   /* written by expsum */
         float *e = seg_keeps_exps(job, seg) ? (float *)seg->out : NULL;
         K->expsum(src, seg->n, p->m, &job->sc, job->mode != SM_MODE_SOFTMAX, e, &acc);
         acc_reduce(&acc, used_lanes(job->tg->lanes32, seg->n), 0, &p->hi, &p->lo);
         p->count = acc.count;
+        int k;
+        if (job->dtype == SM_F32 && job->mode == SM_MODE_SOFTMAX &&
+            sm_frame_k(p->m, &job->sc, &k)) {
+            /* the kernel summed in the frame: the merge wants e^(v - m_seg) */
+            double g_l;
+            frame_factor(k, p->m, &p->g, &g_l);
+            dd_mul(p->hi, p->lo, p->g, g_l, &p->hi, &p->lo);
+        }
     }
     else if (p->kind == SM_ROW_POSINF) {
         p->count = count_posinf_row(job, seg);
@@ -485,6 +506,7 @@ seg_part(const sm_job *job, const sm_row *seg, double *v, sm_part *p)
     const sm_dtype_kernels *K = &job->tg->k[job->dtype];
     p->kind = K->load(seg, job->sc.negate, v, &p->m);
     p->hi = p->lo = p->count = 0.0;
+    p->g = 1.0;
     if (p->kind == SM_ROW_FINITE) {
         sm_acc acc;   /* written by expsum */
         K->expsum(v, pad_width(job, seg->n), p->m, &job->sc, 0, &acc);
@@ -602,7 +624,8 @@ seg_write(const sm_job *job, const sm_row *seg, const sm_part *p, double *v, dou
     double m_seg;
     if (use32(job) && job->mode == SM_MODE_SOFTMAX && p->kind == SM_ROW_FINITE) {
         const sm_k32 *K = k32(job);
-        const double scale = seg_scale(job, p->m, m, r_hi, r_lo);
+        /* p->g: the segment's exps are in softmax's frame (seg_part32) */
+        const double scale = seg_scale(job, p->m, m, r_hi, r_lo) * p->g;
         if (seg_keeps_exps(job, seg)) {
             K->write_p(NULL, (const float *)seg->out, p->m, &job->sc, scale, seg);
             return;

@@ -27,6 +27,8 @@ typedef struct {
     double m;        /* max of the segment (of v = sign * x) */
     double hi, lo;   /* sum of exp((v - m) c) over the non-maxima */
     double count;    /* exact maxima (or +inf entries for an infinite max) */
+    double g;        /* e^(K ln2 - m) for a segment summed in softmax's frame
+                      * (sm_frame_k; hi, lo are then converted), else 1 */
     int kind;
 } sm_part;
 

@@ -32,6 +32,28 @@ typedef struct {
     int wide_gaps;
 } sm_scale;
 
+/*
+ * The frame of the fast mode's float32 softmax (kernels32.template.c): its
+ * exps are formed as exp(v) 2^-K with K = round(m / ln 2) instead of as
+ * exp(v - m), which needs no exact v - m (a TwoSum per element) and gives
+ * the same shares (p = e / sum e for any common factor of the e). For an
+ * unscaled row whose max is within +-SM_FRAME_MAX (so that |v| <= 354 for
+ * every v whose exp is not 0, and k ln2 splits exactly: |k| < 512). One
+ * definition for the kernels and the driver, which converts a long row's
+ * segment sums back to e^m. Returns 1 and sets *k when the frame applies.
+ */
+#define SM_FRAME_MAX 250.0
+static inline int
+sm_frame_k(double m, const sm_scale *sc, int *k)
+{
+    if (sc->scaled || !(m >= -SM_FRAME_MAX && m <= SM_FRAME_MAX)) {
+        return 0;
+    }
+    const double t = m * 1.4426950408889634; /* m / ln 2, rounded half away */
+    *k = (int)(t >= 0.0 ? t + 0.5 : t - 0.5);
+    return 1;
+}
+
 enum { SM_ROW_FINITE = 0, SM_ROW_NAN, SM_ROW_POSINF, SM_ROW_EMPTY };
 enum { SM_F16 = 0, SM_F32 = 1, SM_F64 = 2, SM_NDTYPES = 3 };
 

@@ -56,7 +56,36 @@ typedef struct {
     vf c_hi, c_lo;   /* c as a float pair (c_lo only with EXACT32) */
     vf m, neg_m;
     int scaled;
+    /* softmax's frame (sm_frame_k; float32 only): 0 none, 1 every lane,
+     * 2 the lanes of in_frame (a column block whose maxima differ) */
+    int frame;
+    vbf in_frame;
+    vfi kbias;         /* -K << 23: 2^-K by an integer add to the exponent */
+    vf lo_cut, zero_cut;   /* m - 85 and m - 104 (see frame_exp32) */
 } SM_FN(ctx32);
+
+/* the frame's per-lane constants for maxima m[0..SM_WF) */
+static inline void
+SM_FN(frame_set)(SM_FN(ctx32) *c, const double *m, const sm_scale *sc)
+{
+    int32_t kb[SM_WF];
+    float lo[SM_WF], zc[SM_WF], in[SM_WF];
+    int nin = 0;
+    for (int l = 0; l < SM_WF; l++) {
+        int k = 0;
+        const int ok = EXACT32 && sm_frame_k(m[l], sc, &k);
+        nin += ok;
+        kb[l] = (int32_t)((uint32_t)(-k) << 23);
+        lo[l] = (float)m[l] - 85.0f;
+        zc[l] = (float)m[l] - 104.0f;
+        in[l] = ok ? 1.0f : 0.0f;
+    }
+    c->frame = nin == SM_WF ? 1 : (nin == 0 ? 0 : 2);
+    c->in_frame = vf_eq(vf_load(in), vf_set1(1.0f));
+    c->kbias = vfi_load(kb);
+    c->lo_cut = vf_load(lo);
+    c->zero_cut = vf_load(zc);
+}
 
 static inline SM_FN(ctx32)
 SM_FN(ctx32_make)(double m, const sm_scale *sc)
@@ -69,7 +98,37 @@ SM_FN(ctx32_make)(double m, const sm_scale *sc)
     c.m = vf_set1((float)m);
     c.neg_m = vf_set1(-(float)m);
     c.scaled = sc->scaled;
+    double ms[SM_WF];
+    for (int l = 0; l < SM_WF; l++) {
+        ms[l] = m;
+    }
+    SM_FN(frame_set)(&c, ms, sc);
     return c;
+}
+
+/*
+ * exp(v) 2^-K in every lane whose v - m >= -104 (0 below), for the frame:
+ * k = round(v / ln 2) and r = v - k ln2 as sm_vexpf_parts forms them for
+ * y (|k| < 512 keeps k L1 exact), and 2^(k-K) put into the exponent by an
+ * integer add. v needs no shift by m, so no float pair: the error of
+ * exp(v - m) computed as exp(fl(v - m)) (which the pair avoids) never
+ * arises. Lanes below m - 85 may leave the normal range (k - K < -124):
+ * formed 2^64 higher and rounded once by the multiply with 2^-64, as
+ * sm_vexpf_fix does; below m - 104, where p < 2^-150 rounds to 0, 0.
+ */
+SM_ALWAYS_INLINE vf
+SM_FN(frame_exp32)(vf v, const SM_FN(ctx32) *c)
+{
+    const sm_expf_parts ep = sm_vexpf_parts(v, v, 0);
+    const vfi kb = vfi_add(vfi_shl23(ep.k), c->kbias);
+    vf e = vfi_bits(vfi_add(vf_bits(ep.p), kb));
+    const vbf tiny = vf_lt(v, c->lo_cut);
+    if (vbf_any(tiny)) {
+        const vf lifted = vfi_bits(vfi_add(vf_bits(ep.p), vfi_add(kb, vfi_set1(64 << 23))));
+        e = vf_select(tiny, vf_mul(lifted, vf_set1(0x1p-64f)), e);
+        e = vf_select(vf_lt(v, c->zero_cut), vf_set1(0.0f), e);
+    }
+    return e;
 }
 
 /* y = (v - m) c as y_hi + y_lo; d == 0 marks exact maxima */
@@ -213,14 +272,22 @@ SM_FN(load32)(const sm_row *row, int negate, void *stage, const void **src, doub
  */
 SM_ALWAYS_INLINE vf
 SM_FN(term32)(vf v, const SM_FN(ctx32) *c, const int scaled, const int store, const int logs,
-              vf *part, vf *tpart, int *tseen, vf *cnt)
+              const int frame, vf *part, vf *tpart, int *tseen, vf *cnt)
 {
+    if (!logs && frame == 1) {
+        const vf e = SM_FN(frame_exp32)(v, c);
+        *part = vf_add(*part, e);
+        return e;
+    }
     vf d, y_hi, y_lo;
     SM_FN(shift32)(v, c, scaled, &d, &y_hi, &y_lo);
     const sm_expf_parts ep = sm_vexpf_parts(y_hi, y_lo, EXACT32);
     vf e = sm_vexpf_scale(ep);
     if (!logs) {
         e = sm_vexpf_fix(y_hi, ep, e);
+        if (frame == 2) {
+            e = vf_select(c->in_frame, SM_FN(frame_exp32)(v, c), e);
+        }
         *part = vf_add(*part, e);
         return e;
     }
@@ -284,7 +351,7 @@ SM_FN(flush_tiny32)(vf *tpart, vd *dacc)
 /* The loop of expsum32 for constant `scaled`, `store` and `logs` (unswitched below). */
 SM_ALWAYS_INLINE void
 SM_FN(expsum32_loop)(const IN_T *x, ptrdiff_t n, const SM_FN(ctx32) *cp, const int scaled,
-                     float *e_out, const int store, const int logs, sm_acc *acc)
+                     float *e_out, const int store, const int logs, const int frame, sm_acc *acc)
 {
     /* a local copy: stores to e_out cannot alias it, so it stays in registers */
     const SM_FN(ctx32) ctx = *cp;
@@ -303,7 +370,7 @@ SM_FN(expsum32_loop)(const IN_T *x, ptrdiff_t n, const SM_FN(ctx32) *cp, const i
     int round = 0;
     for (; j + SM_LF <= n; j += SM_LF) {
         for (int u = 0; u < SM_UF; u++) {
-            const vf e = SM_FN(term32)(LOADF(x + j + u * SM_WF), c, scaled, store, logs,
+            const vf e = SM_FN(term32)(LOADF(x + j + u * SM_WF), c, scaled, store, logs, frame,
                                        &part[u], &tpart[u], &tseen, &cnt);
             if (store) {
                 vf_store(e_out + j + u * SM_WF, e);
@@ -327,8 +394,8 @@ SM_FN(expsum32_loop)(const IN_T *x, ptrdiff_t n, const SM_FN(ctx32) *cp, const i
         }
         /* vectors past n would add exact zeros to their partials: skipped */
         for (int u = 0; u < SM_UF && j + u * SM_WF < n; u++) {
-            const vf e = SM_FN(term32)(LOADF(t + u * SM_WF), c, scaled, store, logs, &part[u],
-                                       &tpart[u], &tseen, &cnt);
+            const vf e = SM_FN(term32)(LOADF(t + u * SM_WF), c, scaled, store, logs, frame,
+                                       &part[u], &tpart[u], &tseen, &cnt);
             vf_store(et + u * SM_WF, e);
         }
         if (store) {
@@ -363,27 +430,35 @@ SM_FN(expsum32)(const void *src, ptrdiff_t n, double m, const sm_scale *sc, int 
 {
     const IN_T *x = (const IN_T *)src;
     const SM_FN(ctx32) c = SM_FN(ctx32_make)(m, sc);
-    if (e_out != NULL) {
+    /* a row's ctx has frame 0 or 1; only float32 builds the frame loops */
+    const int frame = EXACT32 && !logs && c.frame;
+    if (frame && e_out != NULL) {
+        SM_FN(expsum32_loop)(x, n, &c, 0, e_out, 1, 0, EXACT32, acc);
+    }
+    else if (frame) {
+        SM_FN(expsum32_loop)(x, n, &c, 0, NULL, 0, 0, EXACT32, acc);
+    }
+    else if (e_out != NULL) {
         if (sc->scaled) {
-            SM_FN(expsum32_loop)(x, n, &c, 1, e_out, 1, 0, acc);
+            SM_FN(expsum32_loop)(x, n, &c, 1, e_out, 1, 0, 0, acc);
         }
         else {
-            SM_FN(expsum32_loop)(x, n, &c, 0, e_out, 1, 0, acc);
+            SM_FN(expsum32_loop)(x, n, &c, 0, e_out, 1, 0, 0, acc);
         }
     }
     else if (logs) {
         if (sc->scaled) {
-            SM_FN(expsum32_loop)(x, n, &c, 1, NULL, 0, 1, acc);
+            SM_FN(expsum32_loop)(x, n, &c, 1, NULL, 0, 1, 0, acc);
         }
         else {
-            SM_FN(expsum32_loop)(x, n, &c, 0, NULL, 0, 1, acc);
+            SM_FN(expsum32_loop)(x, n, &c, 0, NULL, 0, 1, 0, acc);
         }
     }
     else if (sc->scaled) {
-        SM_FN(expsum32_loop)(x, n, &c, 1, NULL, 0, 0, acc);
+        SM_FN(expsum32_loop)(x, n, &c, 1, NULL, 0, 0, 0, acc);
     }
     else {
-        SM_FN(expsum32_loop)(x, n, &c, 0, NULL, 0, 0, acc);
+        SM_FN(expsum32_loop)(x, n, &c, 0, NULL, 0, 0, 0, acc);
     }
 }
 
@@ -455,6 +530,11 @@ SM_FN(write_p32)(const void *src, const float *e, double m, const sm_scale *sc, 
     }
     const SM_FN(ctx32) c = SM_FN(ctx32_make)(m, sc);
     const int scaled = c.scaled;
+    if (EXACT32 && c.frame) {
+        SM_EMIT32((const IN_T *)src, NULL,
+                  { p = vf_mul(SM_FN(frame_exp32)(LOADF(xp), &c), vinv); });
+        return;
+    }
     SM_EMIT32((const IN_T *)src, NULL, {
         vf d_, yh_, yl_;
         SM_FN(shift32)(LOADF(xp), &c, scaled, &d_, &yh_, &yl_);
@@ -553,6 +633,7 @@ SM_FN(col_ctx32)(const double *m, ptrdiff_t b, const sm_scale *sc)
     }
     ctx.m = vf_load(mf);
     ctx.neg_m = vf_load(nf);
+    SM_FN(frame_set)(&ctx, m + b * SM_WF, sc);
     return ctx;
 }
 
@@ -601,7 +682,7 @@ SM_FN(cols_expsum32_for)(const sm_cols *c, int negate, const double *m, const sm
             for (ptrdiff_t i = i0; i < i1; i++) {
                 const int k = (int)(i % SM_LF);
                 (void)SM_FN(term32)(SM_FN(col_load32)(c, i, b, negate), &ctx, scaled, 0, logs,
-                                    &part[k], &tpart[k], &tseen, &cnt);
+                                    logs ? 0 : ctx.frame, &part[k], &tpart[k], &tseen, &cnt);
             }
             /* the flush of flush32 / flush_tiny32, accumulator by accumulator */
             for (int k = 0; k < SM_LF; k++) {
@@ -663,11 +744,18 @@ SM_FN(cols_write32)(const sm_cols *c, int negate, const double *m, const sm_scal
                 p = wide ? SM_FN(logp32)(v, &ctx, scaled, 1, v1, v2)
                          : SM_FN(logp32)(v, &ctx, scaled, 0, v1, v2);
             }
+            else if (ctx.frame == 1) {
+                p = vf_mul(SM_FN(frame_exp32)(v, &ctx), v1);
+            }
             else {
                 vf d, y_hi, y_lo;
                 SM_FN(shift32)(v, &ctx, scaled, &d, &y_hi, &y_lo);
                 const sm_expf_parts ep = sm_vexpf_parts(y_hi, y_lo, EXACT32);
-                p = vf_mul(sm_vexpf_fix(y_hi, ep, sm_vexpf_scale(ep)), v1);
+                vf e = sm_vexpf_fix(y_hi, ep, sm_vexpf_scale(ep));
+                if (ctx.frame == 2) {
+                    e = vf_select(ctx.in_frame, SM_FN(frame_exp32)(v, &ctx), e);
+                }
+                p = vf_mul(e, v1);
             }
             STOREF(SM_COLOUT32(c, i, b), p);
         }

@@ -46,6 +46,7 @@ static inline vf vfi_bits(vfi a) { return _mm512_castsi512_ps(a); }
 static inline vfi vfi_add(vfi a, vfi b) { return _mm512_add_epi32(a, b); }
 static inline vfi vfi_shl23(vfi a) { return _mm512_slli_epi32(a, 23); }
 static inline vfi vfi_set1(int32_t a) { return _mm512_set1_epi32(a); }
+static inline vfi vfi_load(const int32_t *p) { return _mm512_loadu_si512((const void *)p); }
 static inline vf vf_load_f16(const uint16_t *p)
 { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
 static inline void vf_store_f16(uint16_t *p, vf a)
@@ -87,6 +88,7 @@ static inline vf vfi_bits(vfi a) { return _mm256_castsi256_ps(a); }
 static inline vfi vfi_add(vfi a, vfi b) { return _mm256_add_epi32(a, b); }
 static inline vfi vfi_shl23(vfi a) { return _mm256_slli_epi32(a, 23); }
 static inline vfi vfi_set1(int32_t a) { return _mm256_set1_epi32(a); }
+static inline vfi vfi_load(const int32_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
 static inline vf vf_load_f16(const uint16_t *p)
 { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
 static inline void vf_store_f16(uint16_t *p, vf a)
@@ -130,6 +132,7 @@ static inline vf vfi_bits(vfi a) { return vreinterpretq_f32_s32(a); }
 static inline vfi vfi_add(vfi a, vfi b) { return vaddq_s32(a, b); }
 static inline vfi vfi_shl23(vfi a) { return vshlq_n_s32(a, 23); }
 static inline vfi vfi_set1(int32_t a) { return vdupq_n_s32(a); }
+static inline vfi vfi_load(const int32_t *p) { return vld1q_s32(p); }
 static inline vf vf_load_f16(const uint16_t *p)
 { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
 static inline void vf_store_f16(uint16_t *p, vf a)
@@ -171,6 +174,7 @@ static inline vf vfi_bits(vfi a) { vf r; memcpy(&r, &a, 4); return r; }
 static inline vfi vfi_add(vfi a, vfi b) { return (vfi)((uint32_t)a + (uint32_t)b); }
 static inline vfi vfi_shl23(vfi a) { return (vfi)((uint32_t)a << 23); }
 static inline vfi vfi_set1(int32_t a) { return a; }
+static inline vfi vfi_load(const int32_t *p) { return *p; }
 static inline vf vf_load_f16(const uint16_t *p) { _Float16 h; memcpy(&h, p, 2); return (float)h; }
 static inline void vf_store_f16(uint16_t *p, vf a) { _Float16 h = (_Float16)a; memcpy(p, &h, 2); }
 static inline void vf_widen(vf a, vd *lo, vd *hi) { *lo = (double)a; (void)hi; }
