@@ -349,13 +349,13 @@ def test_columns_give_the_bits_of_rows(mode, dtype, n):
 # ---- softmax's power-of-two frame (sm_frame_k) ----------------------------
 
 def _frame_rows():
-    """Rows whose max sits on either side of the frame's limit (+-250), with
+    """Rows whose max sits on either side of the frame's limit (+-220), with
     entries on either side of its cut-offs (m - 85: the lifted form; m - 104:
     zero), -inf, and a dominant entry."""
     rng = np.random.default_rng(2026)
     rows = []
-    for m in (0.0, 1.5, -3.0, 87.0, -90.0, 249.99, 250.0, 250.01, -250.0, -250.02, 600.0,
-              -1e4, 3e30):
+    for m in (0.0, 1.5, -3.0, 87.0, -90.0, 219.99, 220.0, 220.01, -220.0, -220.02, 250.0,
+              600.0, -1e4, 3e30):
         r = (m - np.abs(rng.standard_normal(67)) * 30).astype(np.float32)
         r[0] = m
         r[1:9] = np.float32(m) - np.float32([84.9, 85.0, 85.1, 103.9, 104.0, 104.1, 110.0, 0.0])
@@ -383,6 +383,30 @@ def test_frame_rows_within_bound_and_the_bits_of_every_layout():
         assert _bits(other) == want
 
 
+def test_frame_log_sums_within_bound_and_the_bits_of_every_layout():
+    """log_softmax and logsumexp sum their non-maxima in the frame too (the
+    exact maxima counted apart) and convert the sums back for log1p: within
+    the bound of a float64 reference, and columns mixing maxima inside and
+    outside the frame give the bits of rows."""
+    rows = _frame_rows()
+    y = rows.astype(np.float64)
+    m = y.max(axis=-1, keepdims=True)
+    log_s = np.log(np.exp(y - m).sum(axis=-1, keepdims=True))
+    lse = m + log_s
+    ref = (y - m) - log_s      # not y - lse: m = 3e30 would absorb log_s
+    logp = sm.log_softmax(rows, axis=-1, accuracy="fast")
+    finite = np.isfinite(y)
+    err = np.abs(logp[finite].astype(np.float64) - ref[finite])
+    assert np.all(err <= rep.bound(np.float32, "fast")
+                  * np.spacing(np.abs(ref[finite]).astype(np.float32)))
+    got = sm.logsumexp(rows, axis=-1, accuracy="fast")
+    assert np.all(np.abs(got - lse[:, 0]) <= rep.bound(np.float32, "fast")
+                  * np.spacing(np.abs(lse[:, 0]).astype(np.float32)))
+    cols = np.ascontiguousarray(rows.T)
+    assert _bits(sm.log_softmax(cols, axis=0, accuracy="fast").T) == _bits(logp)
+    assert _bits(sm.logsumexp(cols, axis=0, accuracy="fast")) == _bits(got)
+
+
 def test_frame_segments_of_a_long_row_merge_exactly():
     """A long row whose segments' maxima lie inside and outside the frame:
     each in-frame segment's sum is converted back to its own max for the
@@ -391,8 +415,8 @@ def test_frame_segments_of_a_long_row_merge_exactly():
     rng = np.random.default_rng(7)
     x = (rng.standard_normal(n) * 3).astype(np.float32)
     x[:4096] += 300.0      # segment 0: out of the frame, holds the row's max
-    x[4096:8192] += 240.0  # segment 1: in the frame, near the limit
-    x[8192:12288] -= 249.0
+    x[4096:8192] += 215.0  # segment 1: in the frame, near the limit
+    x[8192:12288] -= 219.0
     y = x.astype(np.float64)
     e = np.exp(y - y.max())
     ref = e / e.sum()

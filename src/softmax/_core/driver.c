@@ -371,6 +371,35 @@ finish_row32(const sm_job *job, const sm_row *row, const void *src, const float 
     }
 }
 
+/* e^(K ln2 - m), |K ln2 - m| <= ln2/2 + 2^-40, to about an ulp of double:
+ * from the frame (exps e^v 2^-K) back to the max (exps e^(v - m)). The log
+ * sums it converts need a relative accuracy near 2^-50 (they enter log1p
+ * and a long row's merge as sums of float exps), and it runs once a row. */
+static double
+frame_factor(int k, double m)
+{
+    static const double ln2_1 = 0x1.62e42fefa39efp-1, ln2_2 = 0x1.abc9e3b39803fp-56;
+    double a_h, a_l, d_h, d_l;
+    dd_mul((double)k, 0.0, ln2_1, ln2_2, &a_h, &a_l);
+    dd_add(a_h, a_l, -m, 0.0, &d_h, &d_l);
+    return exp(d_h) * (1.0 + d_l);
+}
+
+/* A float32-lane sum in the frame (the fast mode's float32 kernels, when
+ * sm_frame_k takes m) converted to e^(v - m) in place; returns the factor
+ * (1 when the kernel did not use the frame). */
+static double
+frame_to_max(const sm_job *job, double m, double *hi, double *lo)
+{
+    int k;
+    if (job->dtype != SM_F32 || !use32(job) || !sm_frame_k(m, &job->sc, &k)) {
+        return 1.0;
+    }
+    const double g = frame_factor(k, m);
+    dd_mul(*hi, *lo, g, 0.0, hi, lo);
+    return g;
+}
+
 /*
  * A row in float32 lanes: x read in place (or staged once), three passes;
  * softmax keeps its exps in out (float32, contiguous) or after the stage.
@@ -397,6 +426,11 @@ row_whole32(const sm_job *job, const sm_row *row, double *v, char *lse_out)
     K->expsum(src, row->n, m, &job->sc, job->mode != SM_MODE_SOFTMAX, e, &acc);
     double hi, lo, r_hi, r_lo;
     acc_reduce(&acc, used_lanes(job->tg->lanes32, row->n), 0, &hi, &lo);
+    if (job->mode != SM_MODE_SOFTMAX) {
+        /* log1p needs the non-maxima relative to the maxima's exact 1s
+         * (softmax's shares need no conversion: e / sum e in any frame) */
+        frame_to_max(job, m, &hi, &lo);
+    }
     dd_add(acc.count - 1.0, 0.0, hi, lo, &r_hi, &r_lo);
     finish_row32(job, row, src, e, m, r_hi, r_lo, lse_out);
 }
@@ -456,18 +490,6 @@ seg_keeps_exps(const sm_job *job, const sm_row *seg)
            seg->out_stride == (ptrdiff_t)sizeof(float);
 }
 
-/* e^(K ln2 - m) in double-double: from softmax's frame (exps e^v 2^-K) back
- * to the segment's own max (exps e^(v - m)) */
-static void
-frame_factor(int k, double m, double *g_h, double *g_l)
-{
-    static const double ln2_1 = 0x1.62e42fefa39efp-1, ln2_2 = 0x1.abc9e3b39803fp-56;
-    double a_h, a_l, d_h, d_l;
-    dd_mul((double)k, 0.0, ln2_1, ln2_2, &a_h, &a_l);
-    dd_add(a_h, a_l, -m, 0.0, &d_h, &d_l);
-    dd_exp(d_h, d_l, g_h, g_l);
-}
-
 static void
 seg_part32(const sm_job *job, const sm_row *seg, double *v, sm_part *p)
 {
@@ -482,14 +504,8 @@ seg_part32(const sm_job *job, const sm_row *seg, double *v, sm_part *p)
         K->expsum(src, seg->n, p->m, &job->sc, job->mode != SM_MODE_SOFTMAX, e, &acc);
         acc_reduce(&acc, used_lanes(job->tg->lanes32, seg->n), 0, &p->hi, &p->lo);
         p->count = acc.count;
-        int k;
-        if (job->dtype == SM_F32 && job->mode == SM_MODE_SOFTMAX &&
-            sm_frame_k(p->m, &job->sc, &k)) {
-            /* the kernel summed in the frame: the merge wants e^(v - m_seg) */
-            double g_l;
-            frame_factor(k, p->m, &p->g, &g_l);
-            dd_mul(p->hi, p->lo, p->g, g_l, &p->hi, &p->lo);
-        }
+        /* the merge wants e^(v - m_seg) */
+        p->g = frame_to_max(job, p->m, &p->hi, &p->lo);
     }
     else if (p->kind == SM_ROW_POSINF) {
         p->count = count_posinf_row(job, seg);
@@ -816,10 +832,11 @@ column_sum(const sm_job *job, const double *acc, ptrdiff_t ncols, ptrdiff_t l, d
     dd_add(acc[4 * plane + l] - 1.0, 0.0, hi, lo, r_hi, r_lo);
 }
 
-/* column_sum for the float32-lane kernels' acc (sums of the hi plane only) */
+/* column_sum for the float32-lane kernels' acc (sums of the hi plane only);
+ * m: the column's max, for the log sums' frame (as row_whole32) */
 static void
-column_sum32(const sm_job *job, const double *acc, ptrdiff_t ncols, ptrdiff_t l, double *r_hi,
-             double *r_lo)
+column_sum32(const sm_job *job, const double *acc, ptrdiff_t ncols, ptrdiff_t l, double m,
+             double *r_hi, double *r_lo)
 {
     const int lanes = job->tg->lanes32;
     sm_acc one;
@@ -829,6 +846,9 @@ column_sum32(const sm_job *job, const double *acc, ptrdiff_t ncols, ptrdiff_t l,
     }
     double hi, lo;
     acc_reduce(&one, lanes, 0, &hi, &lo);
+    if (job->mode != SM_MODE_SOFTMAX) {
+        frame_to_max(job, m, &hi, &lo);
+    }
     dd_add(acc[(ptrdiff_t)lanes * ncols + l] - 1.0, 0.0, hi, lo, r_hi, r_lo);
 }
 
@@ -890,7 +910,7 @@ columns_panel(const sm_job *job, const sm_row *row, char *lse_out, ptrdiff_t nco
     for (ptrdiff_t l = 0; l < ncols; l++) {
         double r_hi, r_lo;
         if (k32_) {
-            column_sum32(job, acc, ncols, l, &r_hi, &r_lo);
+            column_sum32(job, acc, ncols, l, m_run[l], &r_hi, &r_lo);
         }
         else {
             column_sum(job, acc, ncols, l, &r_hi, &r_lo);

@@ -36,13 +36,15 @@ typedef struct {
  * The frame of the fast mode's float32 softmax (kernels32.template.c): its
  * exps are formed as exp(v) 2^-K with K = round(m / ln 2) instead of as
  * exp(v - m), which needs no exact v - m (a TwoSum per element) and gives
- * the same shares (p = e / sum e for any common factor of the e). For an
- * unscaled row whose max is within +-SM_FRAME_MAX (so that |v| <= 354 for
- * every v whose exp is not 0, and k ln2 splits exactly: |k| < 512). One
- * definition for the kernels and the driver, which converts a long row's
- * segment sums back to e^m. Returns 1 and sets *k when the frame applies.
+ * the same shares (p = e / sum e for any common factor of the e);
+ * log_softmax and logsumexp sum their non-maxima the same way. For an
+ * unscaled row whose max is within +-SM_FRAME_MAX (so that |v| <= 349 for
+ * every v whose exp is summed, down to m - 129, and k ln2 splits exactly:
+ * |k| < 512). One definition for the kernels and the driver, which converts
+ * the sums back to e^m where it needs them (log1p, a long row's merge).
+ * Returns 1 and sets *k when the frame applies.
  */
-#define SM_FRAME_MAX 250.0
+#define SM_FRAME_MAX 220.0
 static inline int
 sm_frame_k(double m, const sm_scale *sc, int *k)
 {

@@ -56,12 +56,13 @@ typedef struct {
     vf c_hi, c_lo;   /* c as a float pair (c_lo only with EXACT32) */
     vf m, neg_m;
     int scaled;
-    /* softmax's frame (sm_frame_k; float32 only): 0 none, 1 every lane,
-     * 2 the lanes of in_frame (a column block whose maxima differ) */
+    /* the frame (sm_frame_k; float32 only): 0 none, 1 every lane, 2 the
+     * lanes of in_frame (a column block whose maxima differ) */
     int frame;
     vbf in_frame;
     vfi kbias;         /* -K << 23: 2^-K by an integer add to the exponent */
     vf lo_cut, zero_cut;   /* m - 85 and m - 104 (see frame_exp32) */
+    vf tiny_cut;           /* m - 129: log sums leave out what is below */
 } SM_FN(ctx32);
 
 /* the frame's per-lane constants for maxima m[0..SM_WF) */
@@ -69,7 +70,7 @@ static inline void
 SM_FN(frame_set)(SM_FN(ctx32) *c, const double *m, const sm_scale *sc)
 {
     int32_t kb[SM_WF];
-    float lo[SM_WF], zc[SM_WF], in[SM_WF];
+    float lo[SM_WF], zc[SM_WF], tc[SM_WF], in[SM_WF];
     int nin = 0;
     for (int l = 0; l < SM_WF; l++) {
         int k = 0;
@@ -78,6 +79,7 @@ SM_FN(frame_set)(SM_FN(ctx32) *c, const double *m, const sm_scale *sc)
         kb[l] = (int32_t)((uint32_t)(-k) << 23);
         lo[l] = (float)m[l] - 85.0f;
         zc[l] = (float)m[l] - 104.0f;
+        tc[l] = (float)m[l] - 129.0f;
         in[l] = ok ? 1.0f : 0.0f;
     }
     c->frame = nin == SM_WF ? 1 : (nin == 0 ? 0 : 2);
@@ -85,6 +87,7 @@ SM_FN(frame_set)(SM_FN(ctx32) *c, const double *m, const sm_scale *sc)
     c->kbias = vfi_load(kb);
     c->lo_cut = vf_load(lo);
     c->zero_cut = vf_load(zc);
+    c->tiny_cut = vf_load(tc);
 }
 
 static inline SM_FN(ctx32)
@@ -98,11 +101,14 @@ SM_FN(ctx32_make)(double m, const sm_scale *sc)
     c.m = vf_set1((float)m);
     c.neg_m = vf_set1(-(float)m);
     c.scaled = sc->scaled;
-    double ms[SM_WF];
-    for (int l = 0; l < SM_WF; l++) {
-        ms[l] = m;
-    }
-    SM_FN(frame_set)(&c, ms, sc);
+    /* frame_set for one m, broadcast (it runs once or twice a row) */
+    int k = 0;
+    c.frame = EXACT32 && sm_frame_k(m, sc, &k);
+    c.in_frame = vf_eq(vf_set1(0.0f), vf_set1(c.frame ? 0.0f : 1.0f));
+    c.kbias = vfi_set1((int32_t)((uint32_t)(-k) << 23));
+    c.lo_cut = vf_set1((float)m - 85.0f);
+    c.zero_cut = vf_set1((float)m - 104.0f);
+    c.tiny_cut = vf_set1((float)m - 129.0f);
     return c;
 }
 
@@ -279,6 +285,36 @@ SM_FN(term32)(vf v, const SM_FN(ctx32) *c, const int scaled, const int store, co
         *part = vf_add(*part, e);
         return e;
     }
+#if EXACT32
+    /* the log sums in the frame: exp(v) 2^-K for the non-maxima (v != m,
+     * exactly the lanes with d != 0 below), terms in [m - 129, m - 85)
+     * apart and 2^64 higher as below; the driver converts the sums to e^m.
+     * (A mixed column block takes each lane's part from its own scheme.) */
+    vbf f_keep = vf_lt(vf_set1(0.0f), vf_set1(0.0f)), f_tiny = f_keep;
+    vf f_e = vf_set1(0.0f), f_lifted = f_e;
+    if (logs && frame != 0) {
+        const vbf top = vf_eq(v, c->m);
+        const sm_expf_parts fp = sm_vexpf_parts(v, v, 0);
+        const vfi kb = vfi_add(vfi_shl23(fp.k), c->kbias);
+        f_e = vfi_bits(vfi_add(vf_bits(fp.p), kb));
+        f_keep = vf_ge_and(vbf_not(top), v, c->lo_cut);
+        f_tiny = vf_ge_and(vf_lt(v, c->lo_cut), v, c->tiny_cut);
+        if (vbf_any(f_tiny)) {
+            f_lifted = vfi_bits(vfi_add(vf_bits(fp.p), vfi_add(kb, vfi_set1(64 << 23))));
+        }
+        if (frame == 1) {
+            *cnt = vf_add_masked(top, *cnt, vf_set1(1.0f));
+            *part = vf_add_masked(f_keep, *part, f_e);
+            if (vbf_any(f_tiny)) {
+                *tpart = vf_add_masked(f_tiny, *tpart, f_lifted);
+                *tseen = 1;
+            }
+            return f_e;   /* not stored: logs never keep their exps */
+        }
+        f_keep = vbf_and(f_keep, c->in_frame);
+        f_tiny = vbf_and(f_tiny, c->in_frame);
+    }
+#endif
     vf d, y_hi, y_lo;
     SM_FN(shift32)(v, c, scaled, &d, &y_hi, &y_lo);
     const sm_expf_parts ep = sm_vexpf_parts(y_hi, y_lo, EXACT32);
@@ -294,11 +330,25 @@ SM_FN(term32)(vf v, const SM_FN(ctx32) *c, const int scaled, const int store, co
     const vbf top = vf_eq(d, vf_set1(0.0f));
     *cnt = vf_add_masked(top, *cnt, vf_set1(1.0f));
     /* not a maximum, and above e^-86 (which also drops -inf and NaN lanes) */
-    *part = vf_add_masked(vf_ge_and(vbf_not(top), y_hi, vf_set1(SM_EXPF_TINY)), *part, e);
+    vbf keep = vf_ge_and(vbf_not(top), y_hi, vf_set1(SM_EXPF_TINY));
+#if EXACT32
+    if (frame == 2) {
+        keep = vbf_and(keep, vbf_not(c->in_frame));
+        *part = vf_add_masked(f_keep, *part, f_e);
+    }
+#endif
+    *part = vf_add_masked(keep, *part, e);
 #if EXACT32
     /* only [e^-130, e^-86) is summed apart: the -inf padding of a short row
      * (and masked entries) must not send it through the flush every time */
-    const vbf tiny = vf_ge_and(vf_lt(y_hi, vf_set1(SM_EXPF_TINY)), y_hi, vf_set1(-130.0f));
+    vbf tiny = vf_ge_and(vf_lt(y_hi, vf_set1(SM_EXPF_TINY)), y_hi, vf_set1(-130.0f));
+    if (frame == 2) {
+        tiny = vbf_and(tiny, vbf_not(c->in_frame));
+        if (vbf_any(f_tiny)) {
+            *tpart = vf_add_masked(f_tiny, *tpart, f_lifted);
+            *tseen = 1;
+        }
+    }
     if (vbf_any(tiny)) {
         const vf lifted = sm_vexpf_lifted(ep);
         *tpart = vf_add_masked(tiny, *tpart, lifted);
@@ -431,9 +481,12 @@ SM_FN(expsum32)(const void *src, ptrdiff_t n, double m, const sm_scale *sc, int 
     const IN_T *x = (const IN_T *)src;
     const SM_FN(ctx32) c = SM_FN(ctx32_make)(m, sc);
     /* a row's ctx has frame 0 or 1; only float32 builds the frame loops */
-    const int frame = EXACT32 && !logs && c.frame;
+    const int frame = EXACT32 && c.frame;
     if (frame && e_out != NULL) {
         SM_FN(expsum32_loop)(x, n, &c, 0, e_out, 1, 0, EXACT32, acc);
+    }
+    else if (frame && logs) {
+        SM_FN(expsum32_loop)(x, n, &c, 0, NULL, 0, 1, EXACT32, acc);
     }
     else if (frame) {
         SM_FN(expsum32_loop)(x, n, &c, 0, NULL, 0, 0, EXACT32, acc);
@@ -682,7 +735,7 @@ SM_FN(cols_expsum32_for)(const sm_cols *c, int negate, const double *m, const sm
             for (ptrdiff_t i = i0; i < i1; i++) {
                 const int k = (int)(i % SM_LF);
                 (void)SM_FN(term32)(SM_FN(col_load32)(c, i, b, negate), &ctx, scaled, 0, logs,
-                                    logs ? 0 : ctx.frame, &part[k], &tpart[k], &tseen, &cnt);
+                                    ctx.frame, &part[k], &tpart[k], &tseen, &cnt);
             }
             /* the flush of flush32 / flush_tiny32, accumulator by accumulator */
             for (int k = 0; k < SM_LF; k++) {

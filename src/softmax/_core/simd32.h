@@ -38,6 +38,7 @@ static inline vbf vf_unord(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_UN
 /* lanes of m where a >= b (ordered): one masked compare */
 static inline vbf vf_ge_and(vbf m, vf a, vf b) { return _mm512_mask_cmp_ps_mask(m, a, b, _CMP_GE_OQ); }
 static inline vbf vbf_or(vbf a, vbf b) { return (vbf)(a | b); }
+static inline vbf vbf_and(vbf a, vbf b) { return (vbf)(a & b); }
 static inline vbf vbf_not(vbf a) { return (vbf)~a; }
 static inline int vbf_any(vbf a) { return a != 0; }
 static inline vf vf_add_masked(vbf m, vf a, vf b) { return _mm512_mask_add_ps(a, m, a, b); }
@@ -80,6 +81,7 @@ static inline vbf vf_unord(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_UNORD_Q
 static inline vbf vf_ge_and(vbf m, vf a, vf b)
 { return _mm256_and_ps(m, _mm256_cmp_ps(a, b, _CMP_GE_OQ)); }
 static inline vbf vbf_or(vbf a, vbf b) { return _mm256_or_ps(a, b); }
+static inline vbf vbf_and(vbf a, vbf b) { return _mm256_and_ps(a, b); }
 static inline vbf vbf_not(vbf a) { return _mm256_xor_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(-1))); }
 static inline int vbf_any(vbf a) { return _mm256_movemask_ps(a) != 0; }
 static inline vf vf_add_masked(vbf m, vf a, vf b) { return _mm256_add_ps(a, _mm256_and_ps(m, b)); }
@@ -123,6 +125,7 @@ static inline vbf vf_unord(vf a, vf b)
 { return vmvnq_u32(vandq_u32(vceqq_f32(a, a), vceqq_f32(b, b))); }
 static inline vbf vf_ge_and(vbf m, vf a, vf b) { return vandq_u32(m, vcgeq_f32(a, b)); }
 static inline vbf vbf_or(vbf a, vbf b) { return vorrq_u32(a, b); }
+static inline vbf vbf_and(vbf a, vbf b) { return vandq_u32(a, b); }
 static inline vbf vbf_not(vbf a) { return vmvnq_u32(a); }
 static inline int vbf_any(vbf a) { return vmaxvq_u32(a) != 0; }
 static inline vf vf_add_masked(vbf m, vf a, vf b)
@@ -166,6 +169,7 @@ static inline vbf vf_lt(vf a, vf b) { return a < b; }
 static inline vbf vf_unord(vf a, vf b) { return a != a || b != b; }
 static inline vbf vf_ge_and(vbf m, vf a, vf b) { return m && a >= b; }
 static inline vbf vbf_or(vbf a, vbf b) { return a | b; }
+static inline vbf vbf_and(vbf a, vbf b) { return a & b; }
 static inline vbf vbf_not(vbf a) { return !a; }
 static inline int vbf_any(vbf a) { return a != 0; }
 static inline vf vf_add_masked(vbf m, vf a, vf b) { return m ? a + b : a; }
