@@ -429,7 +429,7 @@ def test_one_scan_of_the_ids_agrees_with_numpy(case):
            "negative": np.array([3, -1, 2]), "too big": np.array([0, 1, 60])}[case]
     ids = ids.astype(np.int64)
     for count in (None, 60):
-        offsets, lo_, hi_, ordered = _core.group_scan(ids, -1 if count is None else count)
+        offsets, lo_, hi_, ordered, _ = _core.group_scan(ids, -1 if count is None else count)
         lo = int(ids.min()) if ids.size else 0
         hi = int(ids.max()) if ids.size else -1
         assert (lo_, hi_) == (lo, hi)
@@ -454,16 +454,24 @@ def test_a_long_scan_in_parts_agrees_with_numpy(threads, nthreads, n, groups):
     rng = np.random.default_rng(n + groups)
     ids = rng.integers(0, groups, n).astype(np.int64)
     for case in (ids, np.sort(ids)):
-        offsets, lo, hi, ordered = _core.group_scan(case, groups)
+        offsets, lo, hi, ordered, counts = _core.group_scan(case, groups)
         assert (lo, hi) == (int(case.min()), int(case.max()))
         assert ordered == bool(np.all(np.diff(case) >= 0))
         want = np.concatenate([[0], np.cumsum(np.bincount(case, minlength=groups))])
         np.testing.assert_array_equal(offsets, want)
+        if counts is not None:   # unsorted, counted in parts: each part's bincount
+            assert not ordered and counts.shape == (nthreads, groups + 1)
+            bounds = [n * p // nthreads for p in range(nthreads + 1)]
+            for p in range(nthreads):
+                part = case[bounds[p]:bounds[p + 1]]
+                np.testing.assert_array_equal(counts[p, 1:], np.bincount(part, minlength=groups))
+        else:
+            assert ordered or nthreads == 1 or groups > n // 4 or n < 65536
     for where in (0, n // 2, n // 2 + 1, n - 1):   # the first, a part's edge, the last
         for bad in (-2, groups):
             case = ids.copy()
             case[where] = bad
-            offsets, lo, hi, _ = _core.group_scan(case, groups)
+            offsets, lo, hi, _, _ = _core.group_scan(case, groups)
             assert offsets is None and (lo == bad or hi == bad)
     if groups > 1:   # a part that starts below its predecessor's end: not sorted
         case = np.sort(ids)
@@ -492,6 +500,15 @@ def test_group_order_is_the_stable_argsort(threads, nthreads, n, groups):
     rank = _core.group_order(ids, offsets, True)
     assert rank.dtype == np.int32
     np.testing.assert_array_equal(rank[want], np.arange(n))
+    # with the scan's per-part counts (no counting pass of its own): the same
+    counts = _core.group_scan(ids, groups)[4]
+    np.testing.assert_array_equal(_core.group_order(ids, offsets, False, counts), want)
+    np.testing.assert_array_equal(_core.group_order(ids, offsets, True, counts), rank)
+    if counts is not None:
+        # counts for another number of parts, or of the wrong shape: counted again
+        threads(2 if nthreads == 3 else 3)
+        for other in (counts, counts[:, :-1].copy(), counts.astype(np.int32)):
+            np.testing.assert_array_equal(_core.group_order(ids, offsets, True, other), rank)
 
 
 def test_group_order_refuses_ids_that_do_not_match_the_offsets(threads):

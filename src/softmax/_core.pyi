@@ -18,15 +18,17 @@ def segment_softmax(x: NDArray[Any], out: NDArray[Any], where: NDArray[np.bool] 
                     accuracy: int = -1, /) -> None: ...
 def segment_logsumexp(x: NDArray[Any], out: NDArray[Any], where: NDArray[np.bool] | None,
                       offsets: NDArray[np.int64], accuracy: int = -1, /) -> None: ...
-# One pass over the ids: (CSR offsets or None if an id is out of range, min, max, sorted).
+# One pass over the ids: (CSR offsets or None if an id is out of range, min, max, sorted,
+# the per-part counts of unsorted ids for group_order, or None).
 def group_scan(ids: NDArray[np.int64], num_groups: int, /
-               ) -> tuple[NDArray[np.int64] | None, int, int, bool]: ...
+               ) -> tuple[NDArray[np.int64] | None, int, int, bool, NDArray[np.int64] | None]: ...
 # Rows gathered by a permutation (dst[:, k] = src[:, order[k]]) or scattered (scatter=True).
 def group_move(src: NDArray[Any], order: NDArray[np.int32] | NDArray[np.int64], dst: NDArray[Any],
                scatter: bool, /) -> None: ...
 # The stable order that sorts entries by group id (a counting sort), or with inverse each
 # entry's rank in it: int32 below 2**31 entries.
-def group_order(ids: NDArray[np.int64], offsets: NDArray[np.int64], inverse: bool = False, /
+def group_order(ids: NDArray[np.int64], offsets: NDArray[np.int64], inverse: bool = False,
+                counts: NDArray[np.int64] | None = None, /
                 ) -> NDArray[np.int32] | NDArray[np.int64]: ...
 # The plain call, run at once; its slots depend on the mode (see fast_doc):
 # the result (array, scalar or pair) is whatever the call returns, or None.

@@ -55,6 +55,9 @@ class IdScan(NamedTuple):
     lo: int  # the smallest id (0 when there are none)
     hi: int  # the largest id (-1 when there are none)
     ordered: bool  # the ids never decrease
+    # per-part counts of unsorted ids (for the counting sort, which then
+    # skips its own counting pass); None when ordered or counted in one part
+    counts: NDArray[np.int64] | None = None
 
 
 def scan_ids(ids: NDArray[np.int64], num_groups: int | None) -> IdScan:
@@ -65,8 +68,8 @@ def scan_ids(ids: NDArray[np.int64], num_groups: int | None) -> IdScan:
     # a count beyond what C takes is as impossible to allocate as the largest
     # it takes: the core refuses both with the same message
     count = -1 if num_groups is None else min(num_groups, int(np.iinfo(np.intp).max))
-    offsets, lo, hi, ordered = _core.group_scan(ids, count)
-    return IdScan(offsets, lo, hi, ordered)
+    offsets, lo, hi, ordered, counts = _core.group_scan(ids, count)
+    return IdScan(offsets, lo, hi, ordered, counts)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -94,6 +97,7 @@ class Groups:
     offsets: NDArray[np.int64]
     ordered: bool
     given_ids: NDArray[np.int64] | None = None  # None: from offsets, built when asked for
+    counts: NDArray[np.int64] | None = None  # the scan's per-part counts (IdScan.counts)
 
     @classmethod
     def from_ids(cls, ids: NDArray[np.int64], num_groups: int) -> Groups:
@@ -107,7 +111,7 @@ class Groups:
         offsets = scan.offsets
         if offsets is None:
             raise ValueError("group ids out of range (internal)")
-        return cls(offsets.size - 1, offsets, scan.ordered, ids)
+        return cls(offsets.size - 1, offsets, scan.ordered, ids, scan.counts)
 
     @classmethod
     def from_offsets(cls, offsets: NDArray[np.int64]) -> Groups:
@@ -118,12 +122,14 @@ class Groups:
     @functools.cached_property
     def order(self) -> NDArray[np.int32] | NDArray[np.int64] | None:
         """The stable sort of the ids (None when they are in order)."""
-        return None if self.ordered else _core.group_order(self.ids, self.offsets)
+        return None if self.ordered else _core.group_order(self.ids, self.offsets, False,
+                                                           self.counts)
 
     @functools.cached_property
     def rank(self) -> NDArray[np.int32] | NDArray[np.int64] | None:
         """Each entry's place in group order (None when the ids are in order)."""
-        return None if self.ordered else _core.group_order(self.ids, self.offsets, True)
+        return None if self.ordered else _core.group_order(self.ids, self.offsets, True,
+                                                           self.counts)
 
     @functools.cached_property
     def ids(self) -> NDArray[np.int64]:

@@ -1154,15 +1154,16 @@ count_parts(npy_intp n, npy_intp ng)
 
 /* group_scan's passes in parts on the pool's threads: the range and order
  * of each part's ids, then (ids not sorted) each part's counts per group,
- * part 0's into the offsets, the others' into tables summed after. */
+ * into tables summed after (and kept: group_order's counting sort needs the
+ * same counts, and takes them instead of counting again). */
 typedef struct {
     const int64_t *id;
     npy_intp n, ng;
     int parts;
     int64_t lo[SM_MAX_THREADS], hi[SM_MAX_THREADS];
     int ordered[SM_MAX_THREADS];
-    int64_t *off;     /* ng + 1: counts shifted by one */
-    int64_t *count;   /* (parts - 1) x (ng + 1), the same for parts 1.. */
+    int64_t *off;     /* ng + 1 */
+    int64_t *count;   /* parts x (ng + 1): part p's counts, shifted by one */
 } scan_ctx;
 
 static void
@@ -1191,10 +1192,7 @@ scan_count_task(void *arg, int tid, int nt)
 {
     scan_ctx *c = arg;
     for (int p = tid; p < c->parts; p += nt) {
-        int64_t *h = p == 0 ? c->off : c->count + (npy_intp)(p - 1) * (c->ng + 1);
-        if (p > 0) {
-            memset(h, 0, (size_t)(c->ng + 1) * sizeof(int64_t));
-        }
+        int64_t *h = c->count + (npy_intp)p * (c->ng + 1);   /* zeroed by the caller */
         const npy_intp i1 = part_bound(c->n, p + 1, c->parts);
         for (npy_intp i = part_bound(c->n, p, c->parts); i < i1; i++) {
             h[c->id[i] + 1]++;
@@ -1239,8 +1237,8 @@ core_group_scan(PyObject *self, PyObject *args)
         return NULL;
     }
     if (lo < 0 || hi >= ng) {
-        return Py_BuildValue("OLLO", Py_None, (long long)lo, (long long)hi,
-                             ordered ? Py_True : Py_False);
+        return Py_BuildValue("OLLOO", Py_None, (long long)lo, (long long)hi,
+                             ordered ? Py_True : Py_False, Py_None);
     }
     const npy_intp len = (npy_intp)ng + 1;
     PyArrayObject *offsets = (PyArrayObject *)PyArray_ZEROS(1, &len, NPY_INT64, 0);
@@ -1250,12 +1248,15 @@ core_group_scan(PyObject *self, PyObject *args)
     int64_t *off = PyArray_DATA(offsets);
     c.ng = ng;
     c.off = off;
+    PyArrayObject *counts = NULL;
     if (!ordered && count_parts(n, ng) > 1) {   /* then c.parts is the thread count too */
-        c.count = PyMem_Malloc((size_t)(c.parts - 1) * (size_t)(ng + 1) * sizeof(int64_t));
-        if (c.count == NULL) {
+        const npy_intp dims[2] = {c.parts, len};
+        counts = (PyArrayObject *)PyArray_ZEROS(2, dims, NPY_INT64, 0);
+        if (counts == NULL) {
             Py_DECREF(offsets);
-            return PyErr_NoMemory();
+            return NULL;
         }
+        c.count = PyArray_DATA(counts);
     }
     Py_BEGIN_ALLOW_THREADS
     if (ordered) {
@@ -1274,8 +1275,8 @@ core_group_scan(PyObject *self, PyObject *args)
         /* counts shifted by one, then their running sum */
         if (c.count != NULL) {
             sm_pool_run(scan_count_task, &c, c.parts);
-            for (int p = 1; p < c.parts; p++) {
-                const int64_t *h = c.count + (npy_intp)(p - 1) * (ng + 1);
+            for (int p = 0; p < c.parts; p++) {
+                const int64_t *h = c.count + (npy_intp)p * (ng + 1);
                 for (int64_t g = 1; g <= ng; g++) {
                     off[g] += h[g];
                 }
@@ -1291,21 +1292,24 @@ core_group_scan(PyObject *self, PyObject *args)
         }
     }
     Py_END_ALLOW_THREADS
-    PyMem_Free(c.count);
-    PyObject *res = Py_BuildValue("OLLO", (PyObject *)offsets, (long long)lo, (long long)hi,
-                                  ordered ? Py_True : Py_False);
+    PyObject *res = Py_BuildValue("OLLOO", (PyObject *)offsets, (long long)lo, (long long)hi,
+                                  ordered ? Py_True : Py_False,
+                                  counts != NULL ? (PyObject *)counts : Py_None);
     Py_DECREF(offsets);
+    Py_XDECREF(counts);
     return res;
 }
 
 PyDoc_STRVAR(group_order_doc,
-"group_order(ids, offsets, inverse=False)\n--\n\n"
+"group_order(ids, offsets, inverse=False, counts=None)\n--\n\n"
 "Internal: the stable order that sorts the entries by group (a counting\n"
 "sort, O(n), in parts on the pool's threads): ids and offsets are\n"
 "C-contiguous int64, offsets the groups' CSR boundaries in that order\n"
 "(len = number of groups + 1, last = n). int32 below 2^31 entries, else int64.\n"
 "inverse: each entry's rank in that order instead (rank[order[k]] = k),\n"
-"written in the entries' order where order is written at random.");
+"written in the entries' order where order is written at random.\n"
+"counts: group_scan's per-part counts of these ids, used when they are\n"
+"for as many parts as this call runs (else counted again).");
 
 /*
  * The counting sort of group_order in parts: part p of the entries writes
@@ -1316,7 +1320,7 @@ PyDoc_STRVAR(group_order_doc,
 typedef struct {
     const int64_t *id, *off;
     sm_index order;
-    int64_t *count;   /* (parts - 1) x ng: part p's entries per group */
+    int64_t *count;   /* (parts - 1) x (ng + 1): part p's entries per group, shifted by one */
     int64_t *cursor;  /* parts x ng: where part p writes its next entry of g */
     npy_intp n, ng;
     int parts;
@@ -1329,8 +1333,8 @@ order_count_task(void *arg, int tid, int nt)
 {
     order_ctx *c = arg;
     for (int p = tid; p < c->parts - 1; p += nt) {
-        int64_t *h = c->count + (npy_intp)p * c->ng;
-        memset(h, 0, (size_t)c->ng * sizeof(int64_t));
+        int64_t *h = c->count + (npy_intp)p * (c->ng + 1);
+        memset(h, 0, (size_t)(c->ng + 1) * sizeof(int64_t));
         const npy_intp i1 = part_bound(c->n, p + 1, c->parts);
         for (npy_intp i = part_bound(c->n, p, c->parts); i < i1; i++) {
             const int64_t g = c->id[i];
@@ -1338,7 +1342,7 @@ order_count_task(void *arg, int tid, int nt)
                 c->bad[p] = 1;
                 break;
             }
-            h[g]++;
+            h[g + 1]++;
         }
     }
 }
@@ -1353,7 +1357,7 @@ order_write_task(void *arg, int tid, int nt)
         int64_t *cur = c->cursor + (npy_intp)p * ng;
         memcpy(cur, off, (size_t)ng * sizeof(int64_t));
         for (int q = 0; q < p; q++) {
-            const int64_t *h = c->count + (npy_intp)q * ng;
+            const int64_t *h = c->count + (npy_intp)q * (ng + 1) + 1;
             for (npy_intp g = 0; g < ng; g++) {
                 cur[g] += h[g];
             }
@@ -1388,8 +1392,9 @@ core_group_order(PyObject *self, PyObject *args)
 {
     PyArrayObject *ids, *offsets;
     int inverse = 0;
-    if (!PyArg_ParseTuple(args, "O!O!|p", &PyArray_Type, &ids, &PyArray_Type, &offsets,
-                          &inverse)) {
+    PyObject *given = Py_None;
+    if (!PyArg_ParseTuple(args, "O!O!|pO", &PyArray_Type, &ids, &PyArray_Type, &offsets,
+                          &inverse, &given)) {
         return NULL;
     }
     if (PyArray_TYPE(ids) != NPY_INT64 || PyArray_TYPE(offsets) != NPY_INT64 ||
@@ -1410,18 +1415,28 @@ core_group_order(PyObject *self, PyObject *args)
     /* int32 where it holds every position: half the bytes to write, to read
      * twice (gather and scatter back) and to allocate */
     const int narrow = n <= INT32_MAX;
+    /* group_scan's counts when they are of these parts (the thread count
+     * may have changed since): one pass over the ids fewer */
+    const int reuse = parts > 1 && PyArray_Check(given) &&
+                      PyArray_TYPE((PyArrayObject *)given) == NPY_INT64 &&
+                      PyArray_NDIM((PyArrayObject *)given) == 2 &&
+                      PyArray_IS_C_CONTIGUOUS((PyArrayObject *)given) &&
+                      PyArray_DIM((PyArrayObject *)given, 0) == parts &&
+                      PyArray_DIM((PyArrayObject *)given, 1) == ng + 1;
     PyArrayObject *order =
         empty_result(1, &n, PyArray_DescrFromType(narrow ? NPY_INT32 : NPY_INT64));
-    int64_t *tables = PyMem_Malloc((size_t)ngc * (size_t)(2 * parts - 1) * sizeof(int64_t));
+    const size_t count_len = reuse ? 0 : (size_t)(ng + 1) * (size_t)(parts - 1);
+    int64_t *tables = PyMem_Malloc((count_len + (size_t)ngc * (size_t)parts) * sizeof(int64_t));
     if (order == NULL || tables == NULL) {
         Py_XDECREF(order);
         PyMem_Free(tables);
         return PyErr_NoMemory();
     }
-    order_ctx c = {id, off, {PyArray_DATA(order), !narrow}, tables, tables + ngc * (parts - 1),
+    int64_t *count = reuse ? (int64_t *)PyArray_DATA((PyArrayObject *)given) : tables;
+    order_ctx c = {id, off, {PyArray_DATA(order), !narrow}, count, tables + count_len,
                    n, ng, parts, inverse, {0}};
     Py_BEGIN_ALLOW_THREADS
-    if (parts > 1) {
+    if (parts > 1 && !reuse) {
         sm_pool_run(order_count_task, &c, parts);
     }
     if (!any_set(c.bad, parts)) {
