@@ -288,6 +288,17 @@ def test_fast_mode_every_path():
                           temperature=1e-320, base=None, seed=5, accuracy="fast")
             run_all_paths(_long_row([88.0, -104.0, 0.0, np.finfo(np.float32).min]).astype(
                 np.float32), None, log=log, temperature=0.7, base=None, seed=6, accuracy="fast")
+            # the fast mode's power-of-two frame (unscaled rows, max within +-220):
+            # maxima on both sides of the limit, entries at its cut-offs (max - 85,
+            # - 104, - 129), -inf; a long row whose segments lie inside and outside
+            frame = np.float32([0.0, 219.99, 220.01, -220.02, 1e4])[:, None] - np.float32(
+                [0.0, 1.5, 84.9, 85.1, 103.9, 104.1, 128.9, 129.1, np.inf, 30.0])
+            run_all_paths(frame, None, log=log, temperature=1.0, base=None, seed=7,
+                          accuracy="fast")
+            long = _long_row([215.0, 100.0, 130.0, -5.0]).astype(np.float32)
+            long[0, :4096] += np.float32(10.0)   # segment 0 holds the max, out of the frame
+            run_all_paths(long, None, log=log, temperature=1.0, base=None, seed=8,
+                          accuracy="fast")
     finally:
         sm.set_accuracy("high")
 
