@@ -65,6 +65,13 @@ typedef struct {
     vf tiny_cut;           /* m - 129: log sums leave out what is below */
 } SM_FN(ctx32);
 
+/* the frame's cut-offs below the max (see frame_exp32 and term32) */
+#ifndef SM_FRAME_LO
+#define SM_FRAME_LO 85.0f     /* below: the lifted form */
+#define SM_FRAME_ZERO 104.0f  /* below: 0 (softmax) */
+#define SM_FRAME_TINY 129.0f  /* below: left out of the log sums */
+#endif
+
 /* the frame's per-lane constants for maxima m[0..SM_WF) */
 static inline void
 SM_FN(frame_set)(SM_FN(ctx32) *c, const double *m, const sm_scale *sc)
@@ -77,9 +84,9 @@ SM_FN(frame_set)(SM_FN(ctx32) *c, const double *m, const sm_scale *sc)
         const int ok = EXACT32 && sm_frame_k(m[l], sc, &k);
         nin += ok;
         kb[l] = (int32_t)((uint32_t)(-k) << 23);
-        lo[l] = (float)m[l] - 85.0f;
-        zc[l] = (float)m[l] - 104.0f;
-        tc[l] = (float)m[l] - 129.0f;
+        lo[l] = (float)m[l] - SM_FRAME_LO;
+        zc[l] = (float)m[l] - SM_FRAME_ZERO;
+        tc[l] = (float)m[l] - SM_FRAME_TINY;
         in[l] = ok ? 1.0f : 0.0f;
     }
     c->frame = nin == SM_WF ? 1 : (nin == 0 ? 0 : 2);
@@ -106,9 +113,9 @@ SM_FN(ctx32_make)(double m, const sm_scale *sc)
     c.frame = EXACT32 && sm_frame_k(m, sc, &k);
     c.in_frame = vf_eq(vf_set1(0.0f), vf_set1(c.frame ? 0.0f : 1.0f));
     c.kbias = vfi_set1((int32_t)((uint32_t)(-k) << 23));
-    c.lo_cut = vf_set1((float)m - 85.0f);
-    c.zero_cut = vf_set1((float)m - 104.0f);
-    c.tiny_cut = vf_set1((float)m - 129.0f);
+    c.lo_cut = vf_set1((float)m - SM_FRAME_LO);
+    c.zero_cut = vf_set1((float)m - SM_FRAME_ZERO);
+    c.tiny_cut = vf_set1((float)m - SM_FRAME_TINY);
     return c;
 }
 
@@ -122,16 +129,41 @@ SM_FN(ctx32_make)(double m, const sm_scale *sc)
  * formed 2^64 higher and rounded once by the multiply with 2^-64, as
  * sm_vexpf_fix does; below m - 104, where p < 2^-150 rounds to 0, 0.
  */
+typedef struct {
+    vf p;      /* exp(r) */
+    vfi kb;    /* (k - K) << 23 */
+} SM_FN(frame_parts);
+
+SM_ALWAYS_INLINE SM_FN(frame_parts)
+SM_FN(frame_parts_of)(vf v, const SM_FN(ctx32) *c)
+{
+    const sm_expf_parts ep = sm_vexpf_parts(v, v, 0);
+    const SM_FN(frame_parts) f = {ep.p, vfi_add(vfi_shl23(ep.k), c->kbias)};
+    return f;
+}
+
+/* p 2^(k-K): right where v >= m - SM_FRAME_LO */
+SM_ALWAYS_INLINE vf
+SM_FN(frame_normal)(SM_FN(frame_parts) f)
+{
+    return vfi_bits(vfi_add(vf_bits(f.p), f.kb));
+}
+
+/* p 2^(k-K+64): right (and exact) where v >= m - SM_FRAME_TINY */
+SM_ALWAYS_INLINE vf
+SM_FN(frame_lifted)(SM_FN(frame_parts) f)
+{
+    return vfi_bits(vfi_add(vf_bits(f.p), vfi_add(f.kb, vfi_set1(64 << 23))));
+}
+
 SM_ALWAYS_INLINE vf
 SM_FN(frame_exp32)(vf v, const SM_FN(ctx32) *c)
 {
-    const sm_expf_parts ep = sm_vexpf_parts(v, v, 0);
-    const vfi kb = vfi_add(vfi_shl23(ep.k), c->kbias);
-    vf e = vfi_bits(vfi_add(vf_bits(ep.p), kb));
+    const SM_FN(frame_parts) f = SM_FN(frame_parts_of)(v, c);
+    vf e = SM_FN(frame_normal)(f);
     const vbf tiny = vf_lt(v, c->lo_cut);
     if (vbf_any(tiny)) {
-        const vf lifted = vfi_bits(vfi_add(vf_bits(ep.p), vfi_add(kb, vfi_set1(64 << 23))));
-        e = vf_select(tiny, vf_mul(lifted, vf_set1(0x1p-64f)), e);
+        e = vf_select(tiny, vf_mul(SM_FN(frame_lifted)(f), vf_set1(0x1p-64f)), e);
         e = vf_select(vf_lt(v, c->zero_cut), vf_set1(0.0f), e);
     }
     return e;
@@ -294,13 +326,12 @@ SM_FN(term32)(vf v, const SM_FN(ctx32) *c, const int scaled, const int store, co
     vf f_e = vf_set1(0.0f), f_lifted = f_e;
     if (logs && frame != 0) {
         const vbf top = vf_eq(v, c->m);
-        const sm_expf_parts fp = sm_vexpf_parts(v, v, 0);
-        const vfi kb = vfi_add(vfi_shl23(fp.k), c->kbias);
-        f_e = vfi_bits(vfi_add(vf_bits(fp.p), kb));
+        const SM_FN(frame_parts) f = SM_FN(frame_parts_of)(v, c);
+        f_e = SM_FN(frame_normal)(f);
         f_keep = vf_ge_and(vbf_not(top), v, c->lo_cut);
         f_tiny = vf_ge_and(vf_lt(v, c->lo_cut), v, c->tiny_cut);
         if (vbf_any(f_tiny)) {
-            f_lifted = vfi_bits(vfi_add(vf_bits(fp.p), vfi_add(kb, vfi_set1(64 << 23))));
+            f_lifted = SM_FN(frame_lifted)(f);
         }
         if (frame == 1) {
             *cnt = vf_add_masked(top, *cnt, vf_set1(1.0f));

@@ -210,19 +210,13 @@ sm_block_set_limit(size_t bytes)
 }
 
 size_t
-sm_block_limit(void)
+sm_block_state(size_t *kept)
 {
     lock();
     const size_t l = cache.limit;
+    if (kept != NULL) {
+        *kept = cache.kept;
+    }
     unlock();
     return l;
-}
-
-size_t
-sm_block_kept(void)
-{
-    lock();
-    const size_t k = cache.kept;
-    unlock();
-    return k;
 }

@@ -16,8 +16,7 @@ void sm_block_free(void *ptr);
 
 /* the most bytes kept (0: keep none, and hand back what is kept) */
 void sm_block_set_limit(size_t bytes);
-size_t sm_block_limit(void);
-/* the bytes kept now, waiting for reuse */
-size_t sm_block_kept(void);
+/* the limit, and the bytes kept now waiting for reuse (kept may be NULL) */
+size_t sm_block_state(size_t *kept);
 
 #endif

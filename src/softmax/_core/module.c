@@ -82,7 +82,7 @@ static PyObject *block_handler_capsule = NULL;
 static PyObject *
 keep_begin(size_t nbytes)
 {
-    if (nbytes < SM_KEEP_MIN || block_handler_capsule == NULL || sm_block_limit() < nbytes) {
+    if (nbytes < SM_KEEP_MIN || block_handler_capsule == NULL || sm_block_state(NULL) < nbytes) {
         return NULL;
     }
     PyObject *old = PyDataMem_SetHandler(block_handler_capsule);
@@ -157,8 +157,9 @@ core_memory_cache(PyObject *self, PyObject *args)
         }
         sm_block_set_limit(v > (unsigned long long)SIZE_MAX ? SIZE_MAX : (size_t)v);
     }
-    return Py_BuildValue("(KK)", (unsigned long long)sm_block_limit(),
-                         (unsigned long long)sm_block_kept());
+    size_t kept;
+    const size_t lim = sm_block_state(&kept);
+    return Py_BuildValue("(KK)", (unsigned long long)lim, (unsigned long long)kept);
 }
 
 /* Raises TypeError unless obj is an aligned native float16/32/64 ndarray. */
