@@ -714,7 +714,14 @@ def groups(segment_ids: Any, offsets: Any, num_segments: Any, n: int, axis: int)
                 f"got length {ids.size}"
             )
         try:
-            scan = scan_ids(ids, count)
+            # unsorted ids are counted by group only when a backend asks
+            # (the C core's scatter path does not); but more groups than
+            # entries are counted here, where an error names the count
+            scan = scan_ids(ids, count, offsets=False)
+            more = (scan.hi + 1 if count is None else count) > ids.size
+            if scan.offsets is None and scan.lo >= 0 and more and (count is None
+                                                                   or scan.hi < count):
+                scan = scan_ids(ids, count)
         except (MemoryError, ValueError) as exc:  # the offsets: one int64 per group
             what = (f"num_segments = {count}" if count is not None
                     else f"segment_ids up to {int(ids.max())} (num_segments = max + 1)")
@@ -728,7 +735,7 @@ def groups(segment_ids: Any, offsets: Any, num_segments: Any, n: int, axis: int)
             raise ValueError(
                 f"segment_ids must be < num_segments = {count}, got {ids[i]} at index {i}"
             )
-        return Groups.from_scan(ids, scan)
+        return Groups.from_scan(ids, scan, scan.hi + 1 if count is None else count)
     off = _host_integers(offsets, "offsets")
     if off.size == 0 or off[0] != 0 or off[-1] != n:
         got = "an empty array" if off.size == 0 else f"[{off[0]}, ..., {off[-1]}]"

@@ -20,8 +20,13 @@ def segment_logsumexp(x: NDArray[Any], out: NDArray[Any], where: NDArray[np.bool
                       offsets: NDArray[np.int64], accuracy: int = -1, /) -> None: ...
 # One pass over the ids: (CSR offsets or None if an id is out of range, min, max, sorted,
 # the per-part counts of unsorted ids for group_order, or None).
-def group_scan(ids: NDArray[np.int64], num_groups: int, /
+def group_scan(ids: NDArray[np.int64], num_groups: int, offsets: bool = True, /
                ) -> tuple[NDArray[np.int64] | None, int, int, bool, NDArray[np.int64] | None]: ...
+# softmax (mode 0), log_softmax (1) or logsumexp (2) over groups of ids in any order, rows of a
+# 2-d x, without sorting; returns the groups (NaN or +inf max) left to the caller, or None.
+def segment_scatter(x: NDArray[Any], out: NDArray[Any], where: NDArray[np.bool] | None,
+                    ids: NDArray[np.int64], num_groups: int, c_hi: float, c_lo: float, mode: int,
+                    /) -> NDArray[np.uint8] | None: ...
 # Rows gathered by a permutation (dst[:, k] = src[:, order[k]]) or scattered (scatter=True).
 def group_move(src: NDArray[Any], order: NDArray[np.int32] | NDArray[np.int64], dst: NDArray[Any],
                scatter: bool, /) -> None: ...

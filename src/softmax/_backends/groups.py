@@ -51,7 +51,9 @@ class Bucket(NamedTuple):
 class IdScan(NamedTuple):
     """What one pass over group ids finds (`scan_ids`)."""
 
-    offsets: NDArray[np.int64] | None  # None: an id outside [0, num_groups)
+    # None: an id outside [0, num_groups), or ids not in order scanned
+    # without offsets (their range and order only)
+    offsets: NDArray[np.int64] | None
     lo: int  # the smallest id (0 when there are none)
     hi: int  # the largest id (-1 when there are none)
     ordered: bool  # the ids never decrease
@@ -60,16 +62,18 @@ class IdScan(NamedTuple):
     counts: NDArray[np.int64] | None = None
 
 
-def scan_ids(ids: NDArray[np.int64], num_groups: int | None) -> IdScan:
+def scan_ids(ids: NDArray[np.int64], num_groups: int | None, *, offsets: bool = True) -> IdScan:
     """Range, order and CSR offsets of 1-d contiguous int64 ids, in one pass of the core.
 
-    `num_groups` None means the largest id + 1.
+    `num_groups` None means the largest id + 1. ``offsets=False`` skips the
+    counting of ids not in order (what the scatter path of the C core needs
+    is their range only).
     """
     # a count beyond what C takes is as impossible to allocate as the largest
     # it takes: the core refuses both with the same message
     count = -1 if num_groups is None else min(num_groups, int(np.iinfo(np.intp).max))
-    offsets, lo, hi, ordered, counts = _core.group_scan(ids, count)
-    return IdScan(offsets, lo, hi, ordered, counts)
+    found, lo, hi, ordered, counts = _core.group_scan(ids, count, offsets)
+    return IdScan(found, lo, hi, ordered, counts)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -78,14 +82,13 @@ class Groups:
 
     Attributes
     ----------
-    ids : ndarray of int64, shape (n,)
-        The group of each entry, in the axis' order.
     num_groups : int
-    offsets : ndarray of int64, shape (num_groups + 1,)
-        CSR offsets of the groups once the entries are sorted by group.
     ordered : bool
         The entries are already in group order (offsets, or ids that never
         decrease).
+    offsets : ndarray of int64, shape (num_groups + 1,)
+        CSR offsets of the groups once the entries are sorted by group
+        (counted from the ids when first asked for, if the scan did not).
     order, rank : ndarray of int32 (int64 from 2**31 entries) or None
         The stable sort of `ids` (entry ``order[k]`` is the k-th in group
         order) and its inverse (entry i is the ``rank[i]``-th), each made
@@ -94,29 +97,46 @@ class Groups:
     """
 
     num_groups: int
-    offsets: NDArray[np.int64]
     ordered: bool
     given_ids: NDArray[np.int64] | None = None  # None: from offsets, built when asked for
-    counts: NDArray[np.int64] | None = None  # the scan's per-part counts (IdScan.counts)
+    known_offsets: NDArray[np.int64] | None = None  # None: not counted yet (ids not in order)
+    known_counts: NDArray[np.int64] | None = None  # the scan's per-part counts (IdScan.counts)
 
     @classmethod
     def from_ids(cls, ids: NDArray[np.int64], num_groups: int) -> Groups:
         """From checked ids in [0, num_groups)."""
         ids = np.ascontiguousarray(ids, dtype=np.int64)
-        return cls.from_scan(ids, scan_ids(ids, num_groups))
+        return cls.from_scan(ids, scan_ids(ids, num_groups), num_groups)
 
     @classmethod
-    def from_scan(cls, ids: NDArray[np.int64], scan: IdScan) -> Groups:
-        """From ids and their `scan_ids`, every id in range (scan.offsets is not None)."""
-        offsets = scan.offsets
-        if offsets is None:
+    def from_scan(cls, ids: NDArray[np.int64], scan: IdScan, num_groups: int) -> Groups:
+        """From ids and their `scan_ids`, every id in [0, num_groups)."""
+        if scan.lo < 0 or scan.hi >= num_groups:
             raise ValueError("group ids out of range (internal)")
-        return cls(offsets.size - 1, offsets, scan.ordered, ids, scan.counts)
+        return cls(num_groups, scan.ordered, ids, scan.offsets, scan.counts)
 
     @classmethod
     def from_offsets(cls, offsets: NDArray[np.int64]) -> Groups:
         """From checked CSR offsets (0 first, n last, non-decreasing)."""
-        return cls(offsets.size - 1, offsets, True)
+        return cls(offsets.size - 1, True, known_offsets=offsets)
+
+    @functools.cached_property
+    def _layout(self) -> tuple[NDArray[np.int64], NDArray[np.int64] | None]:
+        if self.known_offsets is not None:
+            return self.known_offsets, self.known_counts
+        scan = scan_ids(self.ids, self.num_groups)
+        assert scan.offsets is not None  # the ids were checked
+        return scan.offsets, scan.counts
+
+    @property
+    def offsets(self) -> NDArray[np.int64]:
+        """CSR offsets of the groups in group order."""
+        return self._layout[0]
+
+    @property
+    def counts(self) -> NDArray[np.int64] | None:
+        """The scan's per-part counts of unsorted ids (for the counting sort)."""
+        return self._layout[1]
 
     # counting sorts in the core: O(n), where argsort takes ~20x longer
     @functools.cached_property
@@ -140,7 +160,8 @@ class Groups:
 
     @property
     def n(self) -> int:
-        return int(self.offsets[-1])
+        """The number of entries."""
+        return self.given_ids.size if self.given_ids is not None else int(self.offsets[-1])
 
     @property
     def lengths(self) -> NDArray[np.int64]:

@@ -12,37 +12,8 @@
 #include <string.h>
 
 #include "driver.h"
+#include "scalar.h"
 #include "threads.h"
-
-/* ---- double-double arithmetic ------------------------------------------ */
-
-static inline void
-two_sum(double a, double b, double *s, double *e)
-{
-    double t = a + b;
-    double z = t - a;
-    *e = (a - (t - z)) + (b - z);
-    *s = t;
-}
-
-static inline void
-dd_add(double ah, double al, double bh, double bl, double *rh, double *rl)
-{
-    double s, e;
-    two_sum(ah, bh, &s, &e);
-    e += al + bl;
-    *rh = s + e;
-    *rl = e - (*rh - s);
-}
-
-static inline void
-dd_mul(double ah, double al, double bh, double bl, double *rh, double *rl)
-{
-    double p = ah * bh;
-    double e = fma(ah, bh, -p) + (ah * bl + al * bh);
-    *rh = p + e;
-    *rl = e - (*rh - p);
-}
 
 /*
  * exp(h + l) for h <= 0 as a double-double, relative error ~2^-80: used
@@ -83,36 +54,6 @@ dd_exp(double h, double l, double *rh, double *rl)
     dd_add(1.0, 0.0, q_h, q_l, &e_h, &e_l);
     *rh = ldexp(e_h, (int)k);
     *rl = ldexp(e_l, (int)k);
-}
-
-/* ---- scalar element access (rare paths only) ----------------------------- */
-
-static double
-load1(int dtype, const char *p)
-{
-    switch (dtype) {
-        case SM_F16: {
-            _Float16 h;
-            memcpy(&h, p, 2);
-            return (double)h;
-        }
-        case SM_F32: return (double)*(const float *)p;
-        default: return *(const double *)p;
-    }
-}
-
-static void
-store1(int dtype, char *p, double v)
-{
-    switch (dtype) {
-        case SM_F16: {
-            _Float16 h = (_Float16)v;
-            memcpy(p, &h, 2);
-            break;
-        }
-        case SM_F32: *(float *)p = (float)v; break;
-        default: *(double *)p = v; break;
-    }
 }
 
 /* ---- per-row arithmetic --------------------------------------------------- */
@@ -274,32 +215,10 @@ count_posinf(const double *v, ptrdiff_t n)
     return k;
 }
 
-/* 1 / (1 + s_rest) as inv_hi + inv_lo */
-static void
-reciprocal(double r_hi, double r_lo, double *inv_hi, double *inv_lo)
-{
-    double s_hi, s_lo;
-    dd_add(1.0, 0.0, r_hi, r_lo, &s_hi, &s_lo);
-    *inv_hi = 1.0 / s_hi;
-    const double rho = fma(-*inv_hi, s_hi, 1.0) - *inv_hi * s_lo;
-    *inv_lo = *inv_hi * rho;
-}
-
-/* log(1 + s_rest), plus the first-order effect of s_rest's low part */
-static void
-log1p_dd(double r_hi, double r_lo, double *l_hi, double *l_lo)
-{
-    *l_hi = log1p(r_hi);
-    *l_lo = r_lo / (1.0 + r_hi);
-}
-
-/* m + log1p(s_rest): TwoSum keeps the rounding error of the addition */
 static void
 store_lse(const sm_job *job, char *lse_out, double m, double l_hi, double l_lo)
 {
-    double t, err;
-    two_sum(m, l_hi, &t, &err);
-    store1(job->dtype, lse_out, t == HUGE_VAL ? t : t + (err + l_lo));
+    store1(job->dtype, lse_out, lse_of(m, l_hi, l_lo));
 }
 
 /*
@@ -323,8 +242,6 @@ log_scale(const sm_job *job, double m, double top, sm_scale *copy)
     return copy;
 }
 
-#define SM_WIDE_TOP 0x1p970
-#define SM_WIDE_TOP32 0x1p103
 
 /* Given the max m and s_rest = r_hi + r_lo, writes the row (or its lse). */
 static void

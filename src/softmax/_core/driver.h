@@ -22,6 +22,11 @@ enum { SM_MODE_SOFTMAX = 0, SM_MODE_LOG = 1, SM_MODE_LSE = 2 };
 #define SM_PANEL 512
 #define SM_PANEL_BYTES 524288
 
+/* The max from which the scaled log writes of a row may need shift_wide
+ * (the driver's log_scale): in double lanes, in float lanes. */
+#define SM_WIDE_TOP 0x1p970
+#define SM_WIDE_TOP32 0x1p103
+
 /* Per-segment partial result of a long row. */
 typedef struct {
     double m;        /* max of the segment (of v = sign * x) */

@@ -23,6 +23,7 @@
 #include <time.h>
 #include "simd32.h"
 #include "kernels.h"
+#include "scalar.h"
 
 static inline double
 sm_f16_to_double(const char *p)
@@ -208,7 +209,8 @@ vexp_array(const double *y, double *out, ptrdiff_t n)
 
 #define SM_ENTRY(sfx)                                                                  \
     {load_##sfx, expsum_##sfx, write_p_##sfx, write_log_##sfx, cols_max_##sfx,             \
-     cols_expsum_##sfx, cols_write_p_##sfx, cols_write_log_##sfx, groups_##sfx}
+     cols_expsum_##sfx, cols_write_p_##sfx, cols_write_log_##sfx, groups_##sfx, gexp_##sfx,     \
+     gwrite_##sfx}
 
 const sm_target SM_TABLE = {
     SM_TARGET_NAME,

@@ -140,6 +140,18 @@ typedef struct {
     ptrdiff_t (*groups)(const char *x, char *out, const int64_t *off, ptrdiff_t g0,
                         ptrdiff_t g1, int mode, int negate, const sm_scale *sc, double *lse,
                         ptrdiff_t *todo);
+    /* Entries of groups in any order (scatter.c), npad (a multiple of
+     * width) staged as v[j] = sign * x (-inf: masked or padding) beside
+     * m[j], the max of v's group (0 for padding): term()'s arithmetic lane
+     * by lane. gexp: e[j] = exp((v - m) c), 0 for an exact maximum (v ==
+     * m, counted apart) and, float64 only, for terms below 2^-1022, which
+     * go to tiny[j] scaled by 2^128 (else 0). gwrite: ob[j] (x's type) =
+     * exp((v - m) c) (a_hi + a_lo), or with log (v - m) c - (a_hi + a_lo),
+     * a_hi, a_lo the group's reciprocal or log-sum as a row's. */
+    void (*gexp)(const double *v, const double *m, ptrdiff_t npad, const sm_scale *sc,
+                 double *e, double *tiny);
+    void (*gwrite)(const double *v, const double *m, const double *a_hi, const double *a_lo,
+                   ptrdiff_t npad, const sm_scale *sc, int log, void *ob);
 } sm_dtype_kernels;
 
 /*

@@ -188,6 +188,33 @@ typedef struct {
 #endif
 } SM_FN(sums);
 
+#if EXACT_DD
+/* float64 terms below 2^-1022 (lanes `tiny`; 0 elsewhere): subnormal terms
+ * would each be rounded to the fixed quantum 2^-1074, and those errors add
+ * up when the rest sum is itself tiny (log_softmax of a dominant entry,
+ * logsumexp near 0). They are summed as exp(y + 128 ln2) instead, scaled
+ * back once in the driver. */
+static inline vd
+SM_FN(tiny_exp)(const sm_exp_table *tab, vb tiny, vd y_hi, vd y_lo)
+{
+    const vd sh_hi = vd_set1(0x1.62e42fefa39efp+6), sh_lo = vd_set1(0x1.abc9e3b39803fp-49);
+    vd b = vd_add(y_hi, sh_hi);
+    vd bb = vd_sub(b, y_hi);
+    vd b_lo = vd_add(vd_add(vd_sub(y_hi, vd_sub(b, bb)), vd_sub(sh_hi, bb)),
+                     vd_add(y_lo, sh_lo));
+    return vd_select(tiny, sm_vexp(tab, b, b_lo, 1), vd_set1(0.0));
+}
+
+/* the lanes whose term goes to the tiny sums: below 2^-1022, not -inf (the
+ * padding of a short row, masked entries: their exp is 0 either way, and
+ * counting them as tiny sent every padded row through a second exp) */
+static inline vb
+SM_FN(tiny_lanes)(vd y_hi)
+{
+    return vb_and(vd_lt(y_hi, vd_set1(-708.0)), vd_lt(vd_set1(-HUGE_VAL), y_hi));
+}
+#endif
+
 /*
  * One vector of scores into one accumulator: e = exp((v - m) c) is returned
  * (for storing), exact maxima are counted in *cnt instead of summed. Row
@@ -206,21 +233,9 @@ SM_FN(term)(const sm_exp_table *tab, vd v, vd vm, int scaled, vd c_hi, vd c_lo,
     *cnt = vd_add_masked(top, *cnt, vd_set1(1.0));
 #if EXACT_DD
     vd t_e = vd_select(top, zero, e);
-    /* -inf (the padding of a short row, masked entries) is left out: its
-     * exp is 0 either way, and counting it as tiny sent every padded row
-     * through a second exp */
-    vb tiny = vb_and(vd_lt(y_hi, vd_set1(-708.0)), vd_lt(vd_set1(-HUGE_VAL), y_hi));
+    vb tiny = SM_FN(tiny_lanes)(y_hi);
     if (vb_any(tiny)) {
-        /* Subnormal terms would each be rounded to the fixed quantum
-         * 2^-1074, and those errors add up when the rest sum is itself tiny
-         * (log_softmax of a dominant entry, logsumexp near 0). Sum them as
-         * exp(y + 128 ln2) instead, scaled back once in the driver. */
-        const vd sh_hi = vd_set1(0x1.62e42fefa39efp+6), sh_lo = vd_set1(0x1.abc9e3b39803fp-49);
-        vd b = vd_add(y_hi, sh_hi);
-        vd bb = vd_sub(b, y_hi);
-        vd b_lo = vd_add(vd_add(vd_sub(y_hi, vd_sub(b, bb)), vd_sub(sh_hi, bb)),
-                         vd_add(y_lo, sh_lo));
-        vd et = vd_select(tiny, sm_vexp(tab, b, b_lo, 1), zero);
+        vd et = SM_FN(tiny_exp)(tab, tiny, y_hi, y_lo);
         vd tt = vd_add(a->ts, et);
         vd tz = vd_sub(tt, a->ts);
         a->tc = vd_add(a->tc, vd_add(vd_sub(a->ts, vd_sub(tt, tz)), vd_sub(et, tz)));
@@ -814,10 +829,7 @@ SM_FN(groups)(const char *x, char *out, const int64_t *off, ptrdiff_t g0, ptrdif
                 vd_store(m, vm);
                 for (int l = 0; l < nl; l++) {
                     /* the driver's store_lse, before the conversion to IN_T */
-                    const double s = m[l] + lh[l];
-                    const double z = s - m[l];
-                    const double err = (m[l] - (s - z)) + (lh[l] - z);
-                    lse[gl[l] - g0] = s == HUGE_VAL ? s : s + (err + ll[l]);
+                    lse[gl[l] - g0] = lse_of(m[l], lh[l], ll[l]);
                 }
                 continue;
             }
@@ -837,6 +849,66 @@ SM_FN(groups)(const char *x, char *out, const int64_t *off, ptrdiff_t g0, ptrdif
         }
     }
     return ntodo;
+}
+
+/*
+ * Unsorted groups (scatter.c): a block of entries staged side by side, each
+ * with its own group's max, so the arithmetic of term() and prob()/logp()
+ * runs lane by lane on entries of different groups. npad is a multiple of
+ * SM_W; padding lanes hold v = -inf and m = 0.
+ *
+ * gexp: e[j] = exp((v[j] - m[j]) c) for the non-maxima, 0 for an exact
+ * maximum (counted by the caller) and, float64, for a term below 2^-1022,
+ * which goes to tiny[j] scaled by 2^128 (tiny[j] = 0 elsewhere; unused for
+ * the narrower types) -- the terms term() sums, one by one.
+ */
+static void
+SM_FN(gexp)(const double *v, const double *m, ptrdiff_t npad, const sm_scale *sc, double *e,
+            double *tiny)
+{
+    const sm_exp_table tab = sm_table_load(sm_exp_bits, sm_exp_tail);
+    const vd c_hi = vd_set1(sc->c_hi), c_lo = vd_set1(sc->c_lo), zero = vd_set1(0.0);
+    const int scaled = sc->scaled;
+    for (ptrdiff_t j = 0; j < npad; j += SM_W) {
+        vd d, y_hi, y_lo;
+        SM_FN(shift)(vd_load(v + j), vd_load(m + j), scaled, c_hi, c_lo, &d, &y_hi, &y_lo);
+        vd ex = vd_select(vd_eq(d, zero), zero, SM_EXP(&tab, y_hi, y_lo));
+#if EXACT_DD
+        const vb tiny_l = SM_FN(tiny_lanes)(y_hi);
+        vd et = zero;
+        if (vb_any(tiny_l)) {
+            et = SM_FN(tiny_exp)(&tab, tiny_l, y_hi, y_lo);
+            ex = vd_select(tiny_l, zero, ex);
+        }
+        vd_store(tiny + j, et);
+#else
+        (void)tiny;
+#endif
+        vd_store(e + j, ex);
+    }
+}
+
+/*
+ * gwrite: ob[j] (IN_T) = exp((v - m) c) (a_hi + a_lo), softmax, or
+ * (v - m) c - (a_hi + a_lo), log = 1: a row's prob() and logp() with the
+ * entry's own group's reciprocal or log-sum.
+ */
+static void
+SM_FN(gwrite)(const double *v, const double *m, const double *a_hi, const double *a_lo,
+              ptrdiff_t npad, const sm_scale *sc, int log, void *ob)
+{
+    const sm_exp_table tab = sm_table_load(sm_exp_bits, sm_exp_tail);
+    const vd c_hi = vd_set1(sc->c_hi), c_lo = vd_set1(sc->c_lo);
+    const int scaled = sc->scaled;
+    IN_T *o = ob;
+    for (ptrdiff_t j = 0; j < npad; j += SM_W) {
+        vd d, y_hi, y_lo;
+        SM_FN(shift)(vd_load(v + j), vd_load(m + j), scaled, c_hi, c_lo, &d, &y_hi, &y_lo);
+        const vd p = log ? SM_FN(logp)(y_hi, y_lo, vd_load(a_hi + j), vd_load(a_lo + j))
+                         : SM_FN(prob)(SM_EXP(&tab, y_hi, y_lo), vd_load(a_hi + j),
+                                       vd_load(a_lo + j));
+        STOREV(o + j, p);
+    }
 }
 
 #undef SM_COL_X

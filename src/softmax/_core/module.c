@@ -21,6 +21,7 @@
 #include "dispatch.h"
 #include "driver.h"
 #include "memory.h"
+#include "scatter.h"
 #include "threads.h"
 
 /* The process default of the accuracy mode (0 high, 1 fast), set from
@@ -1135,14 +1136,117 @@ core_group_move(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(segment_scatter_doc,
+"segment_scatter(x, out, where, ids, num_groups, c_hi, c_lo, mode)\n--\n\n"
+"Internal: softmax (mode 0), log_softmax (1) or logsumexp (2) over the\n"
+"groups of each row of a 2-d x, entry i of a row in group ids[i] (1-d\n"
+"C-contiguous int64, any order, each in [0, num_groups)), without sorting:\n"
+"out like x (modes 0, 1; not overlapping x) or (rows, num_groups) (mode 2).\n"
+"Scores x * c, c = c_hi + c_lo (mode 2: 1). Returns None, or a uint8\n"
+"array of num_groups marking the groups (max NaN or +inf) whose entries\n"
+"(or logsumexp) were left for the caller to write.");
+
+static PyObject *
+core_segment_scatter(PyObject *self, PyObject *args)
+{
+    PyObject *x_obj, *out_obj, *mask_obj;
+    PyArrayObject *ids;
+    Py_ssize_t ng;
+    double c_hi, c_lo;
+    int mode;
+    if (!PyArg_ParseTuple(args, "OOOO!nddi", &x_obj, &out_obj, &mask_obj, &PyArray_Type, &ids,
+                          &ng, &c_hi, &c_lo, &mode)) {
+        return NULL;
+    }
+    PyArrayObject *x = as_float_array(x_obj, "x", 0);
+    PyArrayObject *out = x ? as_float_array(out_obj, "out", 1) : NULL;
+    if (out == NULL) {
+        return NULL;
+    }
+    if (mode < SM_MODE_SOFTMAX || mode > SM_MODE_LSE || PyArray_NDIM(x) != 2 ||
+        PyArray_TYPE(out) != PyArray_TYPE(x) || PyArray_NDIM(out) != 2 ||
+        PyArray_DIM(out, 0) != PyArray_DIM(x, 0) ||
+        PyArray_DIM(out, 1) != (mode == SM_MODE_LSE ? ng : PyArray_DIM(x, 1)) ||
+        PyArray_TYPE(ids) != NPY_INT64 || PyArray_NDIM(ids) != 1 ||
+        !PyArray_IS_C_CONTIGUOUS(ids) || PyArray_DIM(ids, 0) != PyArray_DIM(x, 1) || ng < 0) {
+        PyErr_SetString(PyExc_ValueError,
+                        "segment_scatter: x 2-d, out like x (mode 2: rows x num_groups) of its "
+                        "dtype, ids 1-d contiguous int64 of x's row length (internal)");
+        return NULL;
+    }
+    PyArrayObject *mask;
+    if (as_mask(mask_obj, x, &mask) < 0) {
+        return NULL;
+    }
+    if (mode != SM_MODE_LSE && (!(c_hi == c_hi) || c_hi == 0.0 || isinf(c_hi))) {
+        PyErr_SetString(PyExc_ValueError, "scale must be finite and nonzero (internal)");
+        return NULL;
+    }
+    if (mode == SM_MODE_LSE) {
+        c_hi = 1.0;
+        c_lo = 0.0;
+    }
+    const npy_intp len = ng;
+    PyArrayObject *special = (PyArrayObject *)PyArray_ZEROS(1, &len, NPY_UINT8, 0);
+    if (special == NULL) {
+        return NULL;
+    }
+    sm_scatter s = {
+        .tg = sm_active,
+        .dtype = dtype_code(x),
+        .mode = mode,
+        .sc = {.c_hi = fabs(c_hi), .c_lo = c_hi < 0 ? -c_lo : c_lo, .scaled = !(c_hi == 1.0 && c_lo == 0.0),
+               .negate = c_hi < 0},
+        .rows = PyArray_DIM(x, 0),
+        .n = PyArray_DIM(x, 1),
+        .ng = ng,
+        .x = PyArray_BYTES(x),
+        .x_row = PyArray_STRIDE(x, 0),
+        .x_stride = PyArray_STRIDE(x, 1),
+        .mask = mask ? (const unsigned char *)PyArray_BYTES(mask) : NULL,
+        .m_row = mask ? PyArray_STRIDE(mask, 0) : 0,
+        .m_stride = mask ? PyArray_STRIDE(mask, 1) : 0,
+        .out = PyArray_BYTES(out),
+        .o_row = PyArray_STRIDE(out, 0),
+        .o_stride = PyArray_STRIDE(out, 1),
+        .id = PyArray_DATA(ids),
+        .special = PyArray_DATA(special),
+    };
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = sm_scatter_run(&s, sm_get_num_threads());
+    Py_END_ALLOW_THREADS
+    if (rc != 0) {
+        Py_DECREF(special);
+        if (rc < 0) {
+            return PyErr_NoMemory();
+        }
+        PyErr_SetString(PyExc_ValueError,
+                         rc == 1 ? "segment_scatter: an id outside [0, num_groups) (internal)"
+                                 : "segment_scatter: 2^32 entries or more in float16/float32 "
+                                   "(internal)");
+        return NULL;
+    }
+    const unsigned char *sp = PyArray_DATA(special);
+    for (npy_intp g = 0; g < len; g++) {
+        if (sp[g]) {
+            return (PyObject *)special;
+        }
+    }
+    Py_DECREF(special);
+    Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(group_scan_doc,
-"group_scan(ids, num_groups)\n--\n\n"
+"group_scan(ids, num_groups, offsets=True)\n--\n\n"
 "Internal: one pass over ids (1-d C-contiguous int64) for what a segment\n"
 "call needs to know: (offsets, lo, hi, ordered), lo and hi the smallest\n"
 "and largest id (0 and -1 when empty), ordered whether they never\n"
 "decrease, offsets the groups' CSR boundaries in group order (int64,\n"
 "num_groups + 1 entries; num_groups -1: hi + 1), or None when an id is\n"
-"outside [0, num_groups) (the caller names it).");
+"outside [0, num_groups) (the caller names it) or when the ids are not in\n"
+"order and offsets=False (the range pass only: the scatter path needs no\n"
+"offsets).");
 
 /* Parts of a counting pass over n ids into ng groups: one per thread where
  * a part's tables (a count, a cursor per group) stay small beside its
@@ -1206,7 +1310,8 @@ core_group_scan(PyObject *self, PyObject *args)
 {
     PyArrayObject *ids;
     Py_ssize_t ng_arg;
-    if (!PyArg_ParseTuple(args, "O!n", &PyArray_Type, &ids, &ng_arg)) {
+    int want_offsets = 1;
+    if (!PyArg_ParseTuple(args, "O!n|p", &PyArray_Type, &ids, &ng_arg, &want_offsets)) {
         return NULL;
     }
     if (PyArray_TYPE(ids) != NPY_INT64 || PyArray_NDIM(ids) != 1 ||
@@ -1237,7 +1342,7 @@ core_group_scan(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "their offsets exceed the largest possible array");
         return NULL;
     }
-    if (lo < 0 || hi >= ng) {
+    if (lo < 0 || hi >= ng || (!ordered && !want_offsets)) {
         return Py_BuildValue("OLLOO", Py_None, (long long)lo, (long long)hi,
                              ordered ? Py_True : Py_False, Py_None);
     }
@@ -1457,6 +1562,7 @@ static PyMethodDef core_methods[] = {
     {"group_scan", core_group_scan, METH_VARARGS, group_scan_doc},
     {"group_order", core_group_order, METH_VARARGS, group_order_doc},
     {"group_move", core_group_move, METH_VARARGS, group_move_doc},
+    {"segment_scatter", core_segment_scatter, METH_VARARGS, segment_scatter_doc},
     {"softmax", core_softmax, METH_VARARGS, softmax_doc},
     {"logsumexp", core_logsumexp, METH_VARARGS, logsumexp_doc},
     {"segment_softmax", core_segment_softmax, METH_VARARGS, segment_softmax_doc},
