@@ -1,9 +1,8 @@
 """The C core's scatter path for ids in any order (``_core.segment_scatter``).
 
-Unsorted float32 ids reach it through the public functions; float64 and
-float16 sort instead (measured faster), so their arithmetic -- float64's
-TwoSum sums and tiny terms, float16's conversions -- is driven here through
-the core directly. Every result is
+Unsorted float32 and float16 ids reach it through the public functions;
+float64 sorts instead (measured faster), so its arithmetic -- TwoSum sums,
+tiny terms -- is driven here through the core directly. Every result is
 checked against the exact oracle (mpmath), not against another path of
 this package; the thread count must not change a bit.
 """
@@ -157,8 +156,7 @@ def test_core_scatter_bits_do_not_depend_on_threads(dtype, mode):
                                 sm.segment_logsumexp])
 def test_unsorted_ids_through_the_public_functions(dtype, fn):
     # every kind of score (NaN, +-inf, extremes) in 70,000 entries in random
-    # order: the scatter path (float32; float16 sorts), and the sorted path
-    # for its NaN and +inf groups
+    # order: the scatter path, and the sorted path for its NaN and +inf groups
     n_groups = 800
     x, ids = groups_case(dtype, 70_000, n_groups, seed=11)
     keep = RNG.random(x.size) >= 0.1
@@ -195,3 +193,23 @@ def test_more_groups_than_entries_take_the_sorted_path():
     got = sm.segment_softmax(x, ids, num_segments=10**6)
     e = math.exp(-1.0)
     np.testing.assert_allclose(got, [1 / (1 + e), 0.5, e / (1 + e), 0.5], rtol=1e-6)
+
+
+def test_every_float16_through_the_scatter_path():
+    # each of the 65,536 float16 values alone in its group, the ids in
+    # reverse: the scatter path reads every value (the conversion from its
+    # bits), and a group of one entry has logsumexp = that entry exactly and
+    # softmax 1 (0 for -inf, NaN for NaN)
+    x = np.arange(2**16, dtype=np.uint16).view(np.float16)
+    ids = np.arange(x.size, dtype=np.int64)[::-1].copy()
+    xs = x[::-1].copy()   # entry i in group ids[i] = 65535 - i: group g holds x[g]
+    lse = sm.segment_logsumexp(xs, ids, num_segments=x.size)
+    p = sm.segment_softmax(xs, ids, num_segments=x.size)
+    nan = np.isnan(x)
+    # equal values (-0.0 gives +0.0: -0 + log 1), every one exactly
+    np.testing.assert_array_equal(lse[~nan], x[~nan])
+    bits = ~nan & (x != 0)
+    np.testing.assert_array_equal(lse[bits].view(np.uint16), x[bits].view(np.uint16))
+    assert np.isnan(lse[nan]).all() and np.isnan(p[::-1][nan]).all()
+    want = np.where(x == -np.inf, 0.0, 1.0).astype(np.float16)
+    np.testing.assert_array_equal(p[::-1][~nan], want[~nan])

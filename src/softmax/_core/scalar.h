@@ -8,6 +8,7 @@
 #define SOFTMAX_SCALAR_H
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -72,16 +73,40 @@ lse_of(double m, double l_hi, double l_lo)
     return t == HUGE_VAL ? t : t + (err + l_lo);
 }
 
-/* ---- scalar element access (rare paths only) ----------------------------- */
+/* ---- scalar element access ------------------------------------------------ */
+
+/* A float16's value, exactly, from its bits: integer steps, where a cast of
+ * _Float16 in code built without F16C (the driver, scatter.c) is a call
+ * into the compiler's soft-float library, per entry on the scatter path. */
+static inline double
+f16_to_double(uint16_t h)
+{
+    const uint64_t sign = (uint64_t)(h >> 15) << 63;
+    const unsigned e = (h >> 10) & 0x1f, m = h & 0x3ff;
+    uint64_t bits;
+    if (e == 0x1f) {   /* inf, NaN (the payload kept) */
+        bits = sign | ((uint64_t)0x7ff << 52) | ((uint64_t)m << 42);
+    }
+    else if (e != 0) {
+        bits = sign | ((uint64_t)(e + 1008) << 52) | ((uint64_t)m << 42);
+    }
+    else {   /* zero and subnormals: m 2^-24, exact in double */
+        const double v = (double)m * 0x1p-24;
+        return sign ? -v : v;
+    }
+    double v;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
 
 static inline double
 load1(int dtype, const char *p)
 {
     switch (dtype) {
         case SM_F16: {
-            _Float16 h;
+            uint16_t h;
             memcpy(&h, p, 2);
-            return (double)h;
+            return f16_to_double(h);
         }
         case SM_F32: return (double)*(const float *)p;
         default: return *(const double *)p;
