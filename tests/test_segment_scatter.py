@@ -1,8 +1,7 @@
 """The C core's scatter path for ids in any order (``_core.segment_scatter``).
 
-Unsorted float32 and float16 ids reach it through the public functions;
-float64 sorts instead (measured faster), so its arithmetic -- TwoSum sums,
-tiny terms -- is driven here through the core directly. Every result is
+Unsorted ids reach it through the public functions; here the core is
+also driven directly (all dtypes, modes, scales, threads). Every result is
 checked against the exact oracle (mpmath), not against another path of
 this package; the thread count must not change a bit.
 """
@@ -151,7 +150,7 @@ def test_core_scatter_bits_do_not_depend_on_threads(dtype, mode):
         np.testing.assert_array_equal(special, results[0][1])
 
 
-@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("fn", [sm.segment_softmax, sm.segment_log_softmax,
                                 sm.segment_logsumexp])
 def test_unsorted_ids_through_the_public_functions(dtype, fn):
@@ -213,3 +212,21 @@ def test_every_float16_through_the_scatter_path():
     assert np.isnan(lse[nan]).all() and np.isnan(p[::-1][nan]).all()
     want = np.where(x == -np.inf, 0.0, 1.0).astype(np.float16)
     np.testing.assert_array_equal(p[::-1][~nan], want[~nan])
+
+
+@pytest.mark.parametrize("mode", [0, 1, 2])
+def test_float64_terms_below_the_normal_range(mode):
+    # a group's max at 0 and many entries whose exp is subnormal (-745 < x <
+    # -708): its log_softmax at the max and its logsumexp are those tiny
+    # sums themselves, so each term must not be rounded to 2^-1074 apart
+    rng = np.random.default_rng(7)
+    n_groups = 300
+    ids = rng.integers(0, n_groups, 80_000).astype(np.int64)
+    x = -rng.uniform(709.0, 744.0, ids.size)
+    x[np.unique(ids, return_index=True)[1]] = 0.0   # each group's max: one 0
+    out, special = run_scatter(x[None], ids, n_groups, mode, parse_scale(1.0, None))
+    assert special is None
+    check_groups(out[0], x, ids, None, n_groups, mode=mode, scale=eo.scale_of(1.0),
+                 dtype=np.float64, what=f"tiny terms {MODES[mode]}")
+    if mode == 2:
+        assert (out[0] > 0).all() and (out[0] < 1e-300).all()   # the tiny sums, not 0

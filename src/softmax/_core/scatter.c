@@ -32,17 +32,18 @@
 #define SC_POOL_MIN 65536     /* fewer entries: one thread (waking one costs more) */
 
 /*
- * A group's record in a part's table of the sum pass, one cache line at
- * most (the tables are 64-byte aligned). float64: 8 doubles, the sum and
- * its error (R_HI, R_LO), the tiny terms' (R_TH, R_TL), the max and the
- * count of maxima. float32 and float16: 16 bytes, the sum, then the max as
- * a float (exact: it is one of the scores) and the count as a uint32 (a
- * row holds fewer than 2^32 entries: sm_scatter_run refuses more), so that
- * a table of 10^5 groups stays near the size of L2 (separate tables of the
- * maxima and the sums, each smaller, measured slower: two lines an entry). After the merge, part 0's record holds the group's
- * reciprocal or log-sum in R_HI (and R_LO) for the writes.
+ * A group's record in a part's table of the sum pass, within one cache
+ * line (the tables are 64-byte aligned). float64: 4 doubles, the sum and
+ * its error (R_HI, R_LO), the max and the count of maxima; the rare tiny
+ * terms (below 2^-1022) go to a table of their own. float32 and float16:
+ * 16 bytes, the sum, then the max as a float (exact: it is one of the
+ * scores) and the count as a uint32 (a row holds fewer than 2^32 entries:
+ * sm_scatter_run refuses more), so that a table of 10^5 groups stays near
+ * the size of L2 (separate tables of the maxima and the sums, each smaller,
+ * measured slower: two lines an entry). After the merge, part 0's record
+ * holds the group's reciprocal or log-sum in R_HI (and R_LO) for the writes.
  */
-enum { R_HI = 0, R_LO = 1, R_TH = 2, R_TL = 3, R_M = 4, R_CNT = 5 };
+enum { R_HI = 0, R_LO = 1, R_M = 2, R_CNT = 3 };
 
 static inline double
 rec_m(const double *r, int dd)
@@ -59,9 +60,7 @@ static inline void
 rec_init(double *r, int dd, double m)
 {
     if (dd) {
-        for (int k = 0; k < 8; k++) {
-            r[k] = 0.0;
-        }
+        r[R_HI] = r[R_LO] = r[R_CNT] = 0.0;
         r[R_M] = m;
         return;
     }
@@ -104,6 +103,7 @@ typedef struct {
     int p1, p2, p3;               /* parts of the max, sum and write passes */
     ptrdiff_t rec;                /* doubles per record */
     double *sums;                 /* p2 x ng records */
+    double *tinies;               /* float64: p2 x ng x 2, the tiny terms' hi, lo */
     double *maxes;                /* p1 x ng */
     int bad[SM_MAX_THREADS];      /* an id out of range, per thread */
 } sc_ctx;
@@ -228,7 +228,11 @@ merge_max_task(void *arg, int tid, int nt)
             m = NAN;
         }
         for (int q = 0; q < c->p2; q++) {
-            rec_init(c->sums + ((ptrdiff_t)q * ng + g) * c->rec, c->rec == 8, m);
+            rec_init(c->sums + ((ptrdiff_t)q * ng + g) * c->rec, c->tinies != NULL, m);
+            if (c->tinies != NULL) {
+                c->tinies[((ptrdiff_t)q * ng + g) * 2] = c->tinies[((ptrdiff_t)q * ng + g) * 2 + 1] =
+                    0.0;
+            }
         }
     }
 }
@@ -316,10 +320,11 @@ sum_task(void *arg, int tid, int nt)
                     two_sum(r[R_HI], e[k], &t, &err);
                     r[R_HI] = t;
                     r[R_LO] += err;
-                    if (tiny[k] != 0.0) {
-                        two_sum(r[R_TH], tiny[k], &t, &err);
-                        r[R_TH] = t;
-                        r[R_TL] += err;
+                    if (tiny[k] != 0.0) {   /* rare: in a table of their own */
+                        double *tt = c->tinies + ((ptrdiff_t)q * s->ng + (r - T) / c->rec) * 2;
+                        two_sum(tt[0], tiny[k], &t, &err);
+                        tt[0] = t;
+                        tt[1] += err;
                     }
                 }
                 else {
@@ -356,13 +361,14 @@ merge_sum_task(void *arg, int tid, int nt)
         }
         double cnt = rec_count(r0, dd), hi = r0[R_HI], lo = 0.0;
         if (dd) {
-            double comp = r0[R_LO], tiny = r0[R_TH] + r0[R_TL];
+            double comp = r0[R_LO], tiny = c->tinies[g * 2] + c->tinies[g * 2 + 1];
             for (int q = 1; q < c->p2; q++) {
                 const double *r = c->sums + ((ptrdiff_t)q * ng + g) * rec;
                 double err;
                 two_sum(hi, r[R_HI], &hi, &err);
                 comp += err + r[R_LO];
-                tiny += r[R_TH] + r[R_TL];
+                tiny += c->tinies[((ptrdiff_t)q * ng + g) * 2] +
+                        c->tinies[((ptrdiff_t)q * ng + g) * 2 + 1];
                 cnt += rec_count(r, dd);
             }
             if (tiny != 0.0) {
@@ -447,15 +453,18 @@ sm_scatter_run(const sm_scatter *s, int threads)
     c.p1 = c.p3 = nt;
     /* the sums' parts depend on the input only, never on the threads */
     c.p2 = s->n >= SC_POOL_MIN && s->ng <= s->n / 4 ? 2 : 1;
-    c.rec = s->dtype == SM_F64 ? 8 : 2;
-    /* one block for both tables, 64-byte aligned, the sums first; from the
+    const int dd = s->dtype == SM_F64;
+    c.rec = dd ? 4 : 2;
+    /* one block for the tables, 64-byte aligned, the records first; from the
      * kept blocks (memory.c): a fresh one costs its page faults each call */
     const size_t sums = (size_t)c.p2 * (size_t)s->ng * (size_t)c.rec;
-    c.sums = sm_block_malloc((sums + (size_t)c.p1 * (size_t)s->ng) * sizeof(double));
+    const size_t tinies = dd ? (size_t)c.p2 * (size_t)s->ng * 2 : 0;
+    c.sums = sm_block_malloc((sums + tinies + (size_t)c.p1 * (size_t)s->ng) * sizeof(double));
     if (c.sums == NULL) {
         return -1;
     }
-    c.maxes = c.sums + sums;
+    c.tinies = dd ? c.sums + sums : NULL;
+    c.maxes = c.sums + sums + tinies;
     int rc = 0;
     for (ptrdiff_t row = 0; row < s->rows && rc == 0; row++) {
         c.x = s->x + row * s->x_row;
