@@ -148,7 +148,7 @@ finite_max(double m)
     return m > -HUGE_VAL && m < HUGE_VAL;
 }
 
-/* the maxima of entries i0 .. i1 - 1 into M; returns 1 if an id is out of range */
+/* the maxima of entries i0 .. i1 - 1 into M; *bad set if an id is out of range */
 static inline __attribute__((always_inline)) void
 max_range(const sc_ctx *c, double *M, ptrdiff_t i0, ptrdiff_t i1, int *bad, const int dtype,
           const int masked)
