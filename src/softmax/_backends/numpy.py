@@ -337,18 +337,16 @@ def _grouped_scatter(x_last: NDArray[Any], mask_last: NDArray[Any] | None,
 
     ids, ng = groups.ids, groups.num_groups
     mask2 = None if mask_last is None else rows(mask_last)
+    mode = 2 if plan.op == "logsumexp" else int(plan.log)
     target: NDArray[Any]
-    if plan.op == "logsumexp":
+    if mode == 2:
         target = _core.empty(x_last.shape[:-1] + (ng,), x_last.dtype)
-        mode = 2
     elif out_last is not None and not any(np.may_share_memory(out_last, a)
                                           for a in (x_last, mask_last) if a is not None):
         target = out_last
-        mode = 1 if plan.log else 0
     else:
         # the core writes its results while it still reads x and the mask
         target = _core.empty(x_last.shape, x_last.dtype)
-        mode = 1 if plan.log else 0
     special = _core.segment_scatter(rows(x_last), rows(target), mask2, ids, ng, scale.c_hi,
                                     scale.c_lo, mode)
     if special is not None:

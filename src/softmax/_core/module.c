@@ -351,6 +351,19 @@ job_groups(sm_job *job, PyObject *obj, npy_intp n)
     return copy;
 }
 
+/* The kernels' scale from the multiplier c = c_hi + c_lo: |c|, and whether
+ * the scores are negated (c < 0: the reference point is x's minimum). */
+static sm_scale
+scale_of(double c_hi, double c_lo)
+{
+    sm_scale sc = {0};
+    sc.negate = c_hi < 0;
+    sc.c_hi = fabs(c_hi);
+    sc.c_lo = sc.negate ? -c_lo : c_lo;
+    sc.scaled = !(c_hi == 1.0 && c_lo == 0.0);
+    return sc;
+}
+
 /* softmax (grouped = 0) and segment_softmax, whose offsets come 4th. */
 static PyObject *
 softmax_call(PyObject *args, int grouped)
@@ -391,10 +404,7 @@ softmax_call(PyObject *args, int grouped)
     }
     job.mode = log_mode ? SM_MODE_LOG : SM_MODE_SOFTMAX;
     job.fast = resolve_fast(accuracy);
-    job.sc.negate = c_hi < 0;
-    job.sc.c_hi = fabs(c_hi);
-    job.sc.c_lo = job.sc.negate ? -c_lo : c_lo;
-    job.sc.scaled = !(c_hi == 1.0 && c_lo == 0.0);
+    job.sc = scale_of(c_hi, c_lo);
     /* n == 0: no entries to write (with groups: every group is empty) */
     PyObject *r = job.n == 0 ? Py_NewRef(Py_None) : run_job(&job);
     free(groups);
@@ -988,12 +998,6 @@ core_copy(PyObject *self, PyObject *args)
 /* Below this many entries the pool's wake-up costs more than it saves. */
 #define SM_POOL_MIN 65536
 
-/* The bounds of part p of n entries cut into `parts`: [bound(p), bound(p + 1)). */
-static inline npy_intp
-part_bound(npy_intp n, int p, int parts)
-{
-    return n * p / parts;
-}
 
 static inline int
 any_set(const int *flags, int n)
@@ -1056,7 +1060,7 @@ move_task(void *arg, int tid, int nt)
 {
     move_ctx *c = arg;
     const npy_intp n = c->n, isz = c->isz;
-    const npy_intp k0 = part_bound(n, tid, nt), k1 = part_bound(n, tid + 1, nt);
+    const npy_intp k0 = sm_part_bound(n, tid, nt), k1 = sm_part_bound(n, tid + 1, nt);
     for (npy_intp r = 0; r < c->rows; r++) {
         const char *s = c->src + r * n * isz;
         char *d = c->dst + r * n * isz;
@@ -1195,8 +1199,7 @@ core_segment_scatter(PyObject *self, PyObject *args)
         .tg = sm_active,
         .dtype = dtype_code(x),
         .mode = mode,
-        .sc = {.c_hi = fabs(c_hi), .c_lo = c_hi < 0 ? -c_lo : c_lo, .scaled = !(c_hi == 1.0 && c_lo == 0.0),
-               .negate = c_hi < 0},
+        .sc = scale_of(c_hi, c_lo),
         .rows = PyArray_DIM(x, 0),
         .n = PyArray_DIM(x, 1),
         .ng = ng,
@@ -1222,7 +1225,8 @@ core_segment_scatter(PyObject *self, PyObject *args)
             return PyErr_NoMemory();
         }
         PyErr_SetString(PyExc_ValueError,
-                         rc == 1 ? "segment_scatter: an id outside [0, num_groups) (internal)"
+                         rc == 1 ? "segment_scatter: an id outside [0, num_groups) "
+                                   "(internal)"
                                  : "segment_scatter: 2^32 entries or more in float16/float32 "
                                    "(internal)");
         return NULL;
@@ -1276,7 +1280,8 @@ scan_range_task(void *arg, int tid, int nt)
 {
     scan_ctx *c = arg;
     for (int p = tid; p < c->parts; p += nt) {
-        const npy_intp i0 = part_bound(c->n, p, c->parts), i1 = part_bound(c->n, p + 1, c->parts);
+        const npy_intp i0 = sm_part_bound(c->n, p, c->parts);
+        const npy_intp i1 = sm_part_bound(c->n, p + 1, c->parts);
         int64_t lo = c->id[i0], hi = c->id[i0];
         int ordered = i0 == 0 || c->id[i0] >= c->id[i0 - 1];
         for (npy_intp i = i0 + 1; i < i1; i++) {
@@ -1298,8 +1303,8 @@ scan_count_task(void *arg, int tid, int nt)
     scan_ctx *c = arg;
     for (int p = tid; p < c->parts; p += nt) {
         int64_t *h = c->count + (npy_intp)p * (c->ng + 1);   /* zeroed by the caller */
-        const npy_intp i1 = part_bound(c->n, p + 1, c->parts);
-        for (npy_intp i = part_bound(c->n, p, c->parts); i < i1; i++) {
+        const npy_intp i1 = sm_part_bound(c->n, p + 1, c->parts);
+        for (npy_intp i = sm_part_bound(c->n, p, c->parts); i < i1; i++) {
             h[c->id[i] + 1]++;
         }
     }
@@ -1441,8 +1446,8 @@ order_count_task(void *arg, int tid, int nt)
     for (int p = tid; p < c->parts - 1; p += nt) {
         int64_t *h = c->count + (npy_intp)p * (c->ng + 1);
         memset(h, 0, (size_t)(c->ng + 1) * sizeof(int64_t));
-        const npy_intp i1 = part_bound(c->n, p + 1, c->parts);
-        for (npy_intp i = part_bound(c->n, p, c->parts); i < i1; i++) {
+        const npy_intp i1 = sm_part_bound(c->n, p + 1, c->parts);
+        for (npy_intp i = sm_part_bound(c->n, p, c->parts); i < i1; i++) {
             const int64_t g = c->id[i];
             if (g < 0 || g >= c->ng) {
                 c->bad[p] = 1;
@@ -1468,8 +1473,8 @@ order_write_task(void *arg, int tid, int nt)
                 cur[g] += h[g];
             }
         }
-        const npy_intp i1 = part_bound(c->n, p + 1, c->parts);
-        for (npy_intp i = part_bound(c->n, p, c->parts); i < i1; i++) {
+        const npy_intp i1 = sm_part_bound(c->n, p + 1, c->parts);
+        for (npy_intp i = sm_part_bound(c->n, p, c->parts); i < i1; i++) {
             const int64_t g = id[i];
             /* every write stays inside order: a cursor never passes its
              * group's end */

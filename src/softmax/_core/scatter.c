@@ -108,13 +108,6 @@ typedef struct {
     int bad[SM_MAX_THREADS];      /* an id out of range, per thread */
 } sc_ctx;
 
-/* part p of n items cut into `parts`: [bound(p), bound(p + 1)) */
-static inline ptrdiff_t
-bound(ptrdiff_t n, int p, int parts)
-{
-    return n / parts * p + n % parts * p / parts;
-}
-
 /* v = sign * x[i] of the current row, -inf where masked out; inlined into
  * each pass with dtype and masked constant (SC_SPECIALIZE), so the loops
  * carry no branch on either */
@@ -175,8 +168,8 @@ max_range(const sc_ctx *c, double *M, ptrdiff_t i0, ptrdiff_t i1, int *bad, cons
     }
     for (ptrdiff_t i = i0; nan && i < i1; i++) {
         const uint64_t g = (uint64_t)id[i];
-        if (g < ng && entry(x, xs, mask, ms, i, sign, dtype, masked) !=
-                          entry(x, xs, mask, ms, i, sign, dtype, masked)) {
+        const double v = entry(x, xs, mask, ms, i, sign, dtype, masked);
+        if (g < ng && v != v) {
             M[g] = NAN;   /* the merge keeps it */
         }
     }
@@ -193,7 +186,7 @@ max_task(void *arg, int tid, int nt)
         for (ptrdiff_t g = 0; g < s->ng; g++) {
             M[g] = -HUGE_VAL;
         }
-        const ptrdiff_t i0 = bound(s->n, p, c->p1), i1 = bound(s->n, p + 1, c->p1);
+        const ptrdiff_t i0 = sm_part_bound(s->n, p, c->p1), i1 = sm_part_bound(s->n, p + 1, c->p1);
         SC_SPECIALIZE(s->dtype, c->mask != NULL, max_range, c, M, i0, i1, &c->bad[tid]);
     }
 }
@@ -213,8 +206,8 @@ merge_max_task(void *arg, int tid, int nt)
     sc_ctx *c = arg;
     const sm_scatter *s = c->s;
     const ptrdiff_t ng = s->ng;
-    const ptrdiff_t g1 = bound(ng, tid + 1, nt);
-    for (ptrdiff_t g = bound(ng, tid, nt); g < g1; g++) {
+    const ptrdiff_t g1 = sm_part_bound(ng, tid + 1, nt);
+    for (ptrdiff_t g = sm_part_bound(ng, tid, nt); g < g1; g++) {
         double m = c->maxes[g];
         for (int p = 1; p < c->p1; p++) {
             const double b = c->maxes[(ptrdiff_t)p * ng + g];
@@ -230,8 +223,8 @@ merge_max_task(void *arg, int tid, int nt)
         for (int q = 0; q < c->p2; q++) {
             rec_init(c->sums + ((ptrdiff_t)q * ng + g) * c->rec, c->tinies != NULL, m);
             if (c->tinies != NULL) {
-                c->tinies[((ptrdiff_t)q * ng + g) * 2] = c->tinies[((ptrdiff_t)q * ng + g) * 2 + 1] =
-                    0.0;
+                double *tt = c->tinies + ((ptrdiff_t)q * ng + g) * 2;
+                tt[0] = tt[1] = 0.0;
             }
         }
     }
@@ -306,7 +299,7 @@ sum_task(void *arg, int tid, int nt)
     rec_init(sink, dd, NAN);
     for (int q = tid; q < c->p2; q += nt) {
         double *T = c->sums + (ptrdiff_t)q * s->ng * c->rec;
-        const ptrdiff_t i0 = bound(s->n, q, c->p2), i1 = bound(s->n, q + 1, c->p2);
+        const ptrdiff_t i0 = sm_part_bound(s->n, q, c->p2), i1 = sm_part_bound(s->n, q + 1, c->p2);
         for (ptrdiff_t b = i0; b < i1; b += SC_BLOCK) {
             const ptrdiff_t len = i1 - b < SC_BLOCK ? i1 - b : SC_BLOCK;
             ptrdiff_t npad;
@@ -345,8 +338,8 @@ merge_sum_task(void *arg, int tid, int nt)
     const sm_scatter *s = c->s;
     const ptrdiff_t ng = s->ng, rec = c->rec;
     const int dd = s->dtype == SM_F64;
-    const ptrdiff_t g1 = bound(ng, tid + 1, nt);
-    for (ptrdiff_t g = bound(ng, tid, nt); g < g1; g++) {
+    const ptrdiff_t g1 = sm_part_bound(ng, tid + 1, nt);
+    for (ptrdiff_t g = sm_part_bound(ng, tid, nt); g < g1; g++) {
         double *r0 = c->sums + g * rec;
         const double m = rec_m(r0, dd);
         char *lse_out = c->out + g * s->o_stride;
@@ -418,7 +411,7 @@ write_task(void *arg, int tid, int nt)
     double sink[8];
     rec_init(sink, s->dtype == SM_F64, NAN);
     for (int p = tid; p < c->p3; p += nt) {
-        const ptrdiff_t i0 = bound(s->n, p, c->p3), i1 = bound(s->n, p + 1, c->p3);
+        const ptrdiff_t i0 = sm_part_bound(s->n, p, c->p3), i1 = sm_part_bound(s->n, p + 1, c->p3);
         for (ptrdiff_t b = i0; b < i1; b += SC_BLOCK) {
             const ptrdiff_t len = i1 - b < SC_BLOCK ? i1 - b : SC_BLOCK;
             ptrdiff_t npad;

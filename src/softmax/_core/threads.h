@@ -2,6 +2,8 @@
 #ifndef SOFTMAX_THREADS_H
 #define SOFTMAX_THREADS_H
 
+#include <stddef.h>
+
 #define SM_MAX_THREADS 256
 
 typedef void (*sm_task_fn)(void *arg, int tid, int nthreads);
@@ -11,6 +13,14 @@ typedef void (*sm_task_fn)(void *arg, int tid, int nthreads);
  * cannot be started or the pool is busy with another caller; fn must not
  * assume a particular n. Returns the n actually used. */
 int sm_pool_run(sm_task_fn fn, void *arg, int nthreads);
+
+/* The bounds of part p of n items cut into `parts`: [bound(p), bound(p + 1)),
+ * the same cut as n * p / parts without its overflow. */
+static inline ptrdiff_t
+sm_part_bound(ptrdiff_t n, int p, int parts)
+{
+    return n / parts * p + n % parts * p / parts;
+}
 
 /* The thread count that calls ask for (set from Python); always >= 1. */
 int sm_get_num_threads(void);
