@@ -74,6 +74,26 @@ def test_bit_identical_for_any_thread_count(shape, dtype, restore_threads):
             assert np.array_equal(a, b), (shape, dtype, n)
 
 
+# Rows and column panels are claimed by the threads in chunks as they go
+# (a late worker takes fewer): which thread runs a chunk must not show.
+# (700, 2000) along axis 0: panels of 88 float64 (or 176 float32) columns,
+# chunks of whole panels, a remainder; (2000, 33) with 3 and 5 threads:
+# chunks of uneven count per thread.
+@pytest.mark.parametrize("shape, axis", [((700, 2000), 0), ((2000, 33), -1), ((40, 7, 600), 1)])
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("accuracy", ["high", "fast"])
+def test_claimed_chunks_give_the_same_bits(shape, axis, dtype, accuracy, restore_threads):
+    x = (np.random.default_rng(5).standard_normal(shape) * 6).astype(dtype)
+    x.flat[::97] = -np.inf
+    results = {}
+    for n in (1, 2, 3, 5):
+        _config.set_num_threads(n)
+        results[n] = [bits(getattr(softmax, f)(x, axis=axis, accuracy=accuracy)) for f in FUNCS]
+    for n in (2, 3, 5):
+        for a, b in zip(results[1], results[n]):
+            assert np.array_equal(a, b), (shape, axis, dtype, accuracy, n)
+
+
 def test_long_row_merge_is_accurate(restore_threads):
     """A rising row: the running max grows in every segment, so every
     segment's sum is rescaled in the merge; still within 2 ulp of mpmath."""

@@ -1047,23 +1047,63 @@ thread_rows(const sm_job *job, int tid, int nt, ptrdiff_t w, ptrdiff_t *r0, ptrd
                         : group_row_from(job, c, per_outer, share_of(all, tid + 1, nt));
 }
 
+/*
+ * Rows without groups are handed out in chunks that the threads claim from
+ * a shared counter as they go: the caller starts at once, and a worker that
+ * the kernel wakes late (some 50 us on a virtual machine) takes fewer
+ * chunks instead of holding up the end. Rows are independent, so who runs
+ * a row does not change its bits. About 8 chunks per thread, each of at
+ * least 16k elements, a multiple of `w` rows.
+ */
+static ptrdiff_t
+chunk_rows(const sm_job *job, int nt, ptrdiff_t w)
+{
+    const ptrdiff_t n = job->n > 0 ? job->n : 1;
+    ptrdiff_t c = (job->rows + 8 * (ptrdiff_t)nt - 1) / (8 * (ptrdiff_t)nt);
+    const ptrdiff_t least = (16384 + n - 1) / n;
+    c = c > least ? c : least;
+    return (c + w - 1) / w * w;
+}
+
+static void rows_range(const sm_job *job, ptrdiff_t r0, ptrdiff_t r1, double *v, sm_part *parts,
+                       int cols, ptrdiff_t w, ptrdiff_t panel_cols, double *panel);
+
 static void
 task_rows(void *arg, int tid, int nt)
 {
-    const sm_job *job = arg;
+    sm_job *job = arg;
     const int cols = column_layout(job);
     /* panels start at multiples of the width: split the rows there */
     const ptrdiff_t w = cols ? job_width(job) : 1;
-    ptrdiff_t r0, r1;
-    thread_rows(job, tid, nt, w, &r0, &r1);
     double *v = job->scratch + tid * sm_scratch_doubles(job);
     sm_part *parts = job->parts + tid * sm_n_parts(job);
     double *panel = v + row_part_doubles(job);
     const ptrdiff_t panel_cols = cols ? panel_width(job) : 0;
+    if (job->offsets == NULL && nt > 1) {
+        const ptrdiff_t chunk = chunk_rows(job, nt, cols ? panel_cols : 1);
+        for (;;) {
+            const ptrdiff_t r0 = __atomic_fetch_add(&job->claimed, chunk, __ATOMIC_RELAXED);
+            if (r0 >= job->rows) {
+                return;
+            }
+            const ptrdiff_t r1 = job->rows - r0 < chunk ? job->rows : r0 + chunk;
+            rows_range(job, r0, r1, v, parts, cols, w, panel_cols, panel);
+        }
+    }
+    ptrdiff_t r0, r1;
+    thread_rows(job, tid, nt, w, &r0, &r1);
     if (fused_groups(job)) {
         rows_fused(job, r0, r1, v, parts);
         return;
     }
+    rows_range(job, r0, r1, v, parts, cols, w, panel_cols, panel);
+}
+
+/* Rows [r0, r1): column panels where the layout has them, else row by row. */
+static void
+rows_range(const sm_job *job, ptrdiff_t r0, ptrdiff_t r1, double *v, sm_part *parts, int cols,
+           ptrdiff_t w, ptrdiff_t panel_cols, double *panel)
+{
     for (ptrdiff_t r = r0; r < r1; r++) {
         sm_row row;
         char *lse_out;
@@ -1088,17 +1128,27 @@ typedef struct {
     const sm_job *job;
     sm_row row;
     double m, r_hi, r_lo;
+    ptrdiff_t claimed;   /* segments taken so far (reset before each pass) */
 } split_ctx;
+
+/* Segments are claimed SM_SPLIT_CLAIM at a time, as rows are (chunk_rows):
+ * each has its own part, merged in segment order, so the bits do not
+ * depend on which thread ran it. */
+#define SM_SPLIT_CLAIM 4
 
 static void
 task_split_sums(void *arg, int tid, int nt)
 {
     split_ctx *c = arg;
+    (void)nt;
     const ptrdiff_t np = n_segments(c->row.n);
     double *v = c->job->scratch + tid * sm_scratch_doubles(c->job);
-    for (ptrdiff_t i = np * tid / nt; i < np * (tid + 1) / nt; i++) {
-        sm_row s = segment(c->job, &c->row, i);
-        seg_part(c->job, &s, v, &c->job->parts[i]);
+    ptrdiff_t i0;
+    while ((i0 = __atomic_fetch_add(&c->claimed, SM_SPLIT_CLAIM, __ATOMIC_RELAXED)) < np) {
+        for (ptrdiff_t i = i0; i < i0 + SM_SPLIT_CLAIM && i < np; i++) {
+            sm_row s = segment(c->job, &c->row, i);
+            seg_part(c->job, &s, v, &c->job->parts[i]);
+        }
     }
 }
 
@@ -1106,11 +1156,15 @@ static void
 task_split_writes(void *arg, int tid, int nt)
 {
     split_ctx *c = arg;
+    (void)nt;
     const ptrdiff_t np = n_segments(c->row.n);
     double *v = c->job->scratch + tid * sm_scratch_doubles(c->job);
-    for (ptrdiff_t i = np * tid / nt; i < np * (tid + 1) / nt; i++) {
-        sm_row s = segment(c->job, &c->row, i);
-        seg_write(c->job, &s, &c->job->parts[i], v, c->m, c->r_hi, c->r_lo);
+    ptrdiff_t i0;
+    while ((i0 = __atomic_fetch_add(&c->claimed, SM_SPLIT_CLAIM, __ATOMIC_RELAXED)) < np) {
+        for (ptrdiff_t i = i0; i < i0 + SM_SPLIT_CLAIM && i < np; i++) {
+            sm_row s = segment(c->job, &c->row, i);
+            seg_write(c->job, &s, &c->job->parts[i], v, c->m, c->r_hi, c->r_lo);
+        }
     }
 }
 
@@ -1156,7 +1210,8 @@ sm_run(sm_job *job)
                 run_row(job, &c.row, job->scratch, job->parts, lse_out);
                 continue;
             }
-            sm_pool_run(task_split_sums, &c, job->nthreads);
+            c.claimed = 0;
+            sm_pool_run_then(task_split_sums, &c, job->nthreads);
             double k;
             int kind =
                 merge_parts(job, job->parts, n_segments(c.row.n), &c.m, &c.r_hi, &c.r_lo, &k);
@@ -1167,10 +1222,12 @@ sm_run(sm_job *job)
                 finish_row(job, &c.row, NULL, 1, c.m, c.r_hi, c.r_lo, lse_out);
             }
             else {
+                c.claimed = 0;
                 sm_pool_run(task_split_writes, &c, job->nthreads);
             }
         }
         return;
     }
+    job->claimed = 0;
     sm_pool_run(task_rows, job, job->nthreads);
 }

@@ -70,6 +70,7 @@ typedef struct {
     double *scratch;           /* nthreads x sm_scratch_doubles() */
     sm_part *parts;            /* nthreads x sm_n_parts() */
     int nthreads;
+    ptrdiff_t claimed;         /* sm_run's: the rows the threads have taken */
 } sm_job;
 
 ptrdiff_t sm_scratch_doubles(const sm_job *job);

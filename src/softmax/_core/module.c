@@ -1548,7 +1548,7 @@ core_group_order(PyObject *self, PyObject *args)
                    n, ng, parts, inverse, {0}};
     Py_BEGIN_ALLOW_THREADS
     if (parts > 1 && !reuse) {
-        sm_pool_run(order_count_task, &c, parts);
+        sm_pool_run_then(order_count_task, &c, parts);
     }
     if (!any_set(c.bad, parts)) {
         sm_pool_run(order_write_task, &c, parts);

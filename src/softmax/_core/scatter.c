@@ -463,16 +463,21 @@ sm_scatter_run(const sm_scatter *s, int threads)
         c.x = s->x + row * s->x_row;
         c.mask = s->mask != NULL ? s->mask + row * s->m_row : NULL;
         c.out = s->out + row * s->o_row;
-        sm_pool_run(max_task, &c, c.p1);
+        sm_pool_run_then(max_task, &c, c.p1);
         for (int t = 0; t < nt; t++) {
             rc |= c.bad[t];
         }
         if (rc != 0) {
             break;
         }
-        sm_pool_run(merge_max_task, &c, nt);
-        sm_pool_run(sum_task, &c, nt < c.p2 ? nt : c.p2);
-        sm_pool_run(merge_sum_task, &c, nt);
+        sm_pool_run_then(merge_max_task, &c, nt);
+        sm_pool_run_then(sum_task, &c, nt < c.p2 ? nt : c.p2);
+        if (s->mode != SM_MODE_LSE) {
+            sm_pool_run_then(merge_sum_task, &c, nt);
+        }
+        else {
+            sm_pool_run(merge_sum_task, &c, nt);
+        }
         if (s->mode != SM_MODE_LSE) {
             sm_pool_run(write_task, &c, c.p3);
         }

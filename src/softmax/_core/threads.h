@@ -13,6 +13,11 @@ typedef void (*sm_task_fn)(void *arg, int tid, int nthreads);
  * cannot be started or the pool is busy with another caller; fn must not
  * assume a particular n. Returns the n actually used. */
 int sm_pool_run(sm_task_fn fn, void *arg, int nthreads);
+/* The same, for a job that another follows at once (the passes of one
+ * call): its workers then poll for the next job for a short while before
+ * they sleep, instead of being woken through the kernel for it. The last
+ * job of a chain is run with sm_pool_run, so nothing polls after a call. */
+int sm_pool_run_then(sm_task_fn fn, void *arg, int nthreads);
 
 /* The bounds of part p of n items cut into `parts`: [bound(p), bound(p + 1)),
  * the same cut as n * p / parts without its overflow. */
