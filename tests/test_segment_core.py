@@ -282,8 +282,9 @@ def test_skewed_groups_are_shared_by_both_threads(big_first, threads):
     """Eight groups of 1e5 and 2e5 groups of 1: split by count, or by entries
     alone, one thread does ~95% of the work (the tiny groups' fixed costs
     outweigh the big ones' entries). Measured as the CPU time of the calling
-    thread (which runs one share of the job and sleeps while it waits for the
-    other): with two threads it must be well below its time alone. CPU time,
+    thread (which claims pieces of the work as the worker does, then polls
+    for at most 0.2 ms and sleeps while it waits for the other): with two
+    threads it must be well below its time alone. CPU time,
     not wall time, so other load on the machine does not matter, and no
     other thread of the process (a BLAS pool, say) is counted."""
     sizes = [100_000] * 8 + [1] * 200_000

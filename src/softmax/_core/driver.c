@@ -1019,18 +1019,18 @@ group_row_from(const sm_job *job, ptrdiff_t c, ptrdiff_t per_outer, ptrdiff_t p)
 }
 
 /*
- * The rows [r0, r1) of thread tid. Groups are split by work (entries plus
- * a fixed cost per group), not by count: with skewed sizes (a few huge
- * groups among many tiny ones) an equal count of groups can put nearly
- * all the entries on one thread. A thread takes the groups whose work
+ * The rows [r0, r1) of piece k of `pieces`. Groups are split by work
+ * (entries plus a fixed cost per group), not by count: with skewed sizes (a
+ * few huge groups among many tiny ones) an equal count of groups can put
+ * nearly all the entries in one piece. A piece takes the groups whose work
  * starts in its share.
  */
 static void
-thread_rows(const sm_job *job, int tid, int nt, ptrdiff_t w, ptrdiff_t *r0, ptrdiff_t *r1)
+piece_rows(const sm_job *job, int k, int pieces, ptrdiff_t w, ptrdiff_t *r0, ptrdiff_t *r1)
 {
     if (job->offsets == NULL) {
-        *r0 = job->rows * tid / nt / w * w;
-        *r1 = tid == nt - 1 ? job->rows : job->rows * (tid + 1) / nt / w * w;
+        *r0 = job->rows * k / pieces / w * w;
+        *r1 = k == pieces - 1 ? job->rows : job->rows * (k + 1) / pieces / w * w;
         return;
     }
     ptrdiff_t per_outer;
@@ -1038,13 +1038,13 @@ thread_rows(const sm_job *job, int tid, int nt, ptrdiff_t w, ptrdiff_t *r0, ptrd
     if (per_outer == 0) {
         /* no work to balance */
         *r0 = 0;
-        *r1 = tid == 0 ? job->rows : 0;
+        *r1 = k == 0 ? job->rows : 0;
         return;
     }
     const ptrdiff_t all = job->rows / job->nseg * per_outer;
-    *r0 = tid == 0 ? 0 : group_row_from(job, c, per_outer, share_of(all, tid, nt));
-    *r1 = tid == nt - 1 ? job->rows
-                        : group_row_from(job, c, per_outer, share_of(all, tid + 1, nt));
+    *r0 = k == 0 ? 0 : group_row_from(job, c, per_outer, share_of(all, k, pieces));
+    *r1 = k == pieces - 1 ? job->rows
+                          : group_row_from(job, c, per_outer, share_of(all, k + 1, pieces));
 }
 
 /*
@@ -1063,6 +1063,22 @@ chunk_rows(const sm_job *job, int nt, ptrdiff_t w)
     const ptrdiff_t least = (16384 + n - 1) / n;
     c = c > least ? c : least;
     return (c + w - 1) / w * w;
+}
+
+/* The pieces the groups' work is cut into: about 8 per thread, each of at
+ * least 16k entries' worth (1 on one thread). */
+static ptrdiff_t
+group_pieces(const sm_job *job, int nt)
+{
+    if (nt <= 1) {
+        return 1;
+    }
+    ptrdiff_t per_outer;
+    group_weight(job, &per_outer);
+    const double all = (double)(job->rows / job->nseg) * (double)per_outer;
+    double k = all / 16384.0;
+    k = k < 8.0 * nt ? k : 8.0 * nt;
+    return k < nt ? nt : (ptrdiff_t)k;
 }
 
 static void rows_range(const sm_job *job, ptrdiff_t r0, ptrdiff_t r1, double *v, sm_part *parts,
@@ -1090,13 +1106,20 @@ task_rows(void *arg, int tid, int nt)
             rows_range(job, r0, r1, v, parts, cols, w, panel_cols, panel);
         }
     }
-    ptrdiff_t r0, r1;
-    thread_rows(job, tid, nt, w, &r0, &r1);
-    if (fused_groups(job)) {
-        rows_fused(job, r0, r1, v, parts);
-        return;
+    /* groups: the work (entries plus a cost per group) cut into pieces as
+     * piece_rows cuts it among threads, the pieces claimed the same way */
+    const ptrdiff_t pieces = group_pieces(job, nt);
+    ptrdiff_t k;
+    while ((k = __atomic_fetch_add(&job->claimed, 1, __ATOMIC_RELAXED)) < pieces) {
+        ptrdiff_t r0, r1;
+        piece_rows(job, (int)k, (int)pieces, w, &r0, &r1);
+        if (fused_groups(job)) {
+            rows_fused(job, r0, r1, v, parts);
+        }
+        else {
+            rows_range(job, r0, r1, v, parts, cols, w, panel_cols, panel);
+        }
     }
-    rows_range(job, r0, r1, v, parts, cols, w, panel_cols, panel);
 }
 
 /* Rows [r0, r1): column panels where the layout has them, else row by row. */
