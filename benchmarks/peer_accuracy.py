@@ -3,9 +3,11 @@
 The speed table compares functions that do not promise the same thing:
 this one measures what each returns on the seeded accuracy families of
 ``tests/ulp_report.py`` (spread, offset, dominant, subnormal), against the
-same exact reference (mpmath, rounded once to the dtype). Peers run on the
-CPU in the input's dtype: scipy.special, PyTorch, and JAX (with x64 enabled
-so that float64 stays float64); a peer that is not installed is skipped.
+same exact reference (mpmath, rounded once to the dtype). This package runs
+in both accuracy modes ("softmax" and "fast"); peers run on the CPU in the
+input's dtype: scipy.special, PyTorch, JAX (with x64 enabled so that float64
+stays float64) and onnxruntime (a one-node Softmax / LogSoftmax model); a
+peer that is not installed is skipped.
 
     python benchmarks/peer_accuracy.py            # float32 and float64
     python benchmarks/peer_accuracy.py --dtypes float32
@@ -31,9 +33,37 @@ import softmax as sm  # noqa: E402
 FAMILIES = ("spread", "offset", "dominant", "subnormal")
 
 
+def onnxruntime_pair():
+    """(softmax, log_softmax) of onnxruntime, one model per op and dtype, or None."""
+    try:
+        import onnx.helper as oh
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    elem = {np.dtype(np.float32): 1, np.dtype(np.float64): 11, np.dtype(np.float16): 10}
+    sessions = {}
+
+    def run(op, x):
+        key = (op, x.dtype)
+        if key not in sessions:
+            node = oh.make_node(op, ["x"], ["y"], axis=-1)
+            graph = oh.make_graph([node], op,
+                                  [oh.make_tensor_value_info("x", elem[x.dtype], ["n", "c"])],
+                                  [oh.make_tensor_value_info("y", elem[x.dtype], ["n", "c"])])
+            model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 17)])
+            model.ir_version = 8
+            sessions[key] = ort.InferenceSession(model.SerializeToString(),
+                                                 providers=["CPUExecutionProvider"])
+        return sessions[key].run(None, {"x": np.ascontiguousarray(x)})[0]
+
+    return (lambda x: run("Softmax", x), lambda x: run("LogSoftmax", x))
+
+
 def contenders():
     """name -> (softmax(x2d), log_softmax(x2d)) along the last axis."""
-    out = {"softmax": (lambda x: sm.softmax(x, axis=-1), lambda x: sm.log_softmax(x, axis=-1))}
+    out = {"softmax": (lambda x: sm.softmax(x, axis=-1), lambda x: sm.log_softmax(x, axis=-1)),
+           "fast": (lambda x: sm.softmax(x, axis=-1, accuracy="fast"),
+                    lambda x: sm.log_softmax(x, axis=-1, accuracy="fast"))}
     try:
         import scipy.special as sp
 
@@ -61,6 +91,9 @@ def contenders():
         )
     except ImportError:
         pass
+    pair = onnxruntime_pair()
+    if pair is not None:
+        out["onnxruntime"] = pair
     return out
 
 
