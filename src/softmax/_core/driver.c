@@ -1234,7 +1234,13 @@ sm_run(sm_job *job)
                 continue;
             }
             c.claimed = 0;
-            sm_pool_run_then(task_split_sums, &c, job->nthreads);
+            /* the writes follow the sums at once, except for logsumexp */
+            if (job->mode != SM_MODE_LSE) {
+                sm_pool_run_then(task_split_sums, &c, job->nthreads);
+            }
+            else {
+                sm_pool_run(task_split_sums, &c, job->nthreads);
+            }
             double k;
             int kind =
                 merge_parts(job, job->parts, n_segments(c.row.n), &c.m, &c.r_hi, &c.r_lo, &k);

@@ -1,6 +1,7 @@
 /*
  * The thread pool. Workers are started on first use and then sleep on a
- * condition variable between jobs; a job is published by bumping a
+ * condition variable between jobs (between the passes of one call they
+ * poll briefly first: sm_pool_run_then); a job is published by bumping a
  * generation counter. One job at a time: a second caller (another Python
  * thread, since the GIL is released) does not wait, it runs its job alone.
  *
