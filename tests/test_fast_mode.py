@@ -329,12 +329,16 @@ def test_columns_give_the_bits_of_rows(mode, dtype, n):
     """Axis 0 of a C-ordered array runs the column panels (40 columns: wider
     than any target's vector of floats); each column's bits are those of
     the same values as a row, in both modes, with -inf, dominant entries,
-    a temperature and a base below 1 (the minimum as reference point)."""
+    a NaN column, an all -inf one, a temperature and a base below 1 (the
+    minimum as reference point); also written in place (x is read again
+    after out is written) and into an `out` with rows of its own stride."""
     rng = np.random.default_rng([n, np.dtype(dtype).itemsize, len(mode)])
     rows = (rng.standard_normal((40, n)) * 6).astype(dtype)
     rows[3, ::3] = -np.inf
     rows[5, 0] += 60
     rows[7] = -rows[7] - 100   # exps far below e^-86
+    rows[9, -1] = np.nan
+    rows[11] = -np.inf
     cols = np.ascontiguousarray(rows.T)
     for kw in ({}, {"temperature": 0.7}, {"base": 0.5}):
         for name in ("softmax", "log_softmax"):
@@ -342,6 +346,13 @@ def test_columns_give_the_bits_of_rows(mode, dtype, n):
             want = f(rows, axis=-1, accuracy=mode, **kw)
             got = f(cols, axis=0, accuracy=mode, **kw).T
             assert _bits(got) == _bits(want), (name, kw)
+            inplace = cols.copy()
+            f(inplace, axis=0, out=inplace, accuracy=mode, **kw)
+            assert _bits(inplace.T) == _bits(want), (name, kw, "in place")
+            wide = np.full((n, 47), np.nan, dtype)
+            f(cols, axis=0, out=wide[:, 3:43], accuracy=mode, **kw)
+            assert _bits(wide[:, 3:43].T) == _bits(want), (name, kw, "out")
+            assert np.isnan(wide[:, :3]).all() and np.isnan(wide[:, 43:]).all()
     want = sm.logsumexp(rows, axis=-1, accuracy=mode)
     assert _bits(sm.logsumexp(cols, axis=0, accuracy=mode)) == _bits(want)
 
