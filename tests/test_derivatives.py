@@ -63,6 +63,27 @@ def test_jacobian_diagonal_near_one_is_relatively_exact():
     assert jac[0, 0] == float(exact)  # p - p**2 in floats would lose 23 bits
 
 
+@pytest.mark.parametrize("g", [[1.0, 0.0], [0.0, 1.0], [1.0, -3.0]])
+def test_vjp_keeps_the_tiny_components_of_a_dominant_row(g):
+    """Logits [37.43, 0]: p = softmax(logits) rounds p0 to exactly 1.0, so
+    p0 (1 - p0) formed from p0 is 0; the VJP must still give
+    +-p0 p1 (g0 - g1) ~ 2^-54 (the sum of the other shares recovers
+    1 - p0), within 2 ulp of mpmath's value for the exact shares."""
+    mpmath = pytest.importorskip("mpmath")
+    logits = np.array([37.42994775023705, 0.0])
+    p = sm.softmax(logits)
+    assert p[0] == 1.0
+    got = sm.softmax_vjp(p, np.array(g))
+    with mpmath.workprec(200):
+        e = mpmath.exp(-mpmath.mpf(logits[0]))
+        p0, p1 = 1 / (1 + e), e / (1 + e)
+        mean = p0 * g[0] + p1 * g[1]
+        want = [float(p0 * (g[0] - mean)), float(p1 * (g[1] - mean))]
+    assert abs(want[0]) == pytest.approx(2.0**-54 * abs(g[0] - g[1]), rel=1e-12)
+    for a, b in zip(got, want):
+        assert abs(a - b) <= 2 * np.spacing(abs(b)), (got, want)
+
+
 @pytest.mark.parametrize("axis", [0, 1, 2, -2])
 def test_jacobian_moves_axis_last(axis):
     p = sm.softmax(RNG.normal(size=(2, 3, 4)), axis=axis)
