@@ -1019,18 +1019,20 @@ group_row_from(const sm_job *job, ptrdiff_t c, ptrdiff_t per_outer, ptrdiff_t p)
 }
 
 /*
- * The rows [r0, r1) of piece k of `pieces`. Groups are split by work
+ * The rows [r0, r1) of piece k of `pieces`: rows without groups `chunk` at a
+ * time (see n_pieces). Groups are split by work
  * (entries plus a fixed cost per group), not by count: with skewed sizes (a
  * few huge groups among many tiny ones) an equal count of groups can put
  * nearly all the entries in one piece. A piece takes the groups whose work
  * starts in its share.
  */
 static void
-piece_rows(const sm_job *job, int k, int pieces, ptrdiff_t w, ptrdiff_t *r0, ptrdiff_t *r1)
+piece_rows(const sm_job *job, ptrdiff_t k, ptrdiff_t pieces, ptrdiff_t chunk, ptrdiff_t *r0,
+           ptrdiff_t *r1)
 {
     if (job->offsets == NULL) {
-        *r0 = job->rows * k / pieces / w * w;
-        *r1 = k == pieces - 1 ? job->rows : job->rows * (k + 1) / pieces / w * w;
+        *r0 = k * chunk;
+        *r1 = job->rows - *r0 < chunk ? job->rows : *r0 + chunk;
         return;
     }
     ptrdiff_t per_outer;
@@ -1048,30 +1050,29 @@ piece_rows(const sm_job *job, int k, int pieces, ptrdiff_t w, ptrdiff_t *r0, ptr
 }
 
 /*
- * Rows without groups are handed out in chunks that the threads claim from
- * a shared counter as they go: the caller starts at once, and a worker that
- * the kernel wakes late (some 50 us on a virtual machine) takes fewer
- * chunks instead of holding up the end. Rows are independent, so who runs
- * a row does not change its bits. About 8 chunks per thread, each of at
- * least 16k elements, a multiple of `w` rows.
+ * How the rows are cut into the pieces that the threads claim from a shared
+ * counter as they go (task_rows): the caller starts at once, and a worker
+ * that the kernel wakes late (some 50 us on a virtual machine) takes fewer
+ * pieces instead of holding up the end. Who runs a row does not change its
+ * bits. About 8 pieces per thread, each of at least 16k elements' worth:
+ * rows without groups in pieces of *chunk rows (a multiple of w), groups
+ * by their work, entries plus a cost per group (piece_rows). One piece on
+ * one thread.
  */
 static ptrdiff_t
-chunk_rows(const sm_job *job, int nt, ptrdiff_t w)
+n_pieces(const sm_job *job, int nt, ptrdiff_t w, ptrdiff_t *chunk)
 {
-    const ptrdiff_t n = job->n > 0 ? job->n : 1;
-    ptrdiff_t c = (job->rows + 8 * (ptrdiff_t)nt - 1) / (8 * (ptrdiff_t)nt);
-    const ptrdiff_t least = (16384 + n - 1) / n;
-    c = c > least ? c : least;
-    return (c + w - 1) / w * w;
-}
-
-/* The pieces the groups' work is cut into: about 8 per thread, each of at
- * least 16k entries' worth (1 on one thread). */
-static ptrdiff_t
-group_pieces(const sm_job *job, int nt)
-{
-    if (nt <= 1) {
+    *chunk = job->rows;
+    if (nt <= 1 || job->rows == 0) {
         return 1;
+    }
+    if (job->offsets == NULL) {
+        const ptrdiff_t n = job->n > 0 ? job->n : 1;
+        ptrdiff_t c = (job->rows + 8 * (ptrdiff_t)nt - 1) / (8 * (ptrdiff_t)nt);
+        const ptrdiff_t least = (16384 + n - 1) / n;
+        c = c > least ? c : least;
+        *chunk = (c + w - 1) / w * w;
+        return (job->rows + *chunk - 1) / *chunk;
     }
     ptrdiff_t per_outer;
     group_weight(job, &per_outer);
@@ -1095,24 +1096,11 @@ task_rows(void *arg, int tid, int nt)
     sm_part *parts = job->parts + tid * sm_n_parts(job);
     double *panel = v + row_part_doubles(job);
     const ptrdiff_t panel_cols = cols ? panel_width(job) : 0;
-    if (job->offsets == NULL && nt > 1) {
-        const ptrdiff_t chunk = chunk_rows(job, nt, cols ? panel_cols : 1);
-        for (;;) {
-            const ptrdiff_t r0 = __atomic_fetch_add(&job->claimed, chunk, __ATOMIC_RELAXED);
-            if (r0 >= job->rows) {
-                return;
-            }
-            const ptrdiff_t r1 = job->rows - r0 < chunk ? job->rows : r0 + chunk;
-            rows_range(job, r0, r1, v, parts, cols, w, panel_cols, panel);
-        }
-    }
-    /* groups: the work (entries plus a cost per group) cut into pieces as
-     * piece_rows cuts it among threads, the pieces claimed the same way */
-    const ptrdiff_t pieces = group_pieces(job, nt);
-    ptrdiff_t k;
+    ptrdiff_t chunk, k;
+    const ptrdiff_t pieces = n_pieces(job, nt, cols ? panel_cols : 1, &chunk);
     while ((k = __atomic_fetch_add(&job->claimed, 1, __ATOMIC_RELAXED)) < pieces) {
         ptrdiff_t r0, r1;
-        piece_rows(job, (int)k, (int)pieces, w, &r0, &r1);
+        piece_rows(job, k, pieces, chunk, &r0, &r1);
         if (fused_groups(job)) {
             rows_fused(job, r0, r1, v, parts);
         }
@@ -1154,10 +1142,19 @@ typedef struct {
     ptrdiff_t claimed;   /* segments taken so far (reset before each pass) */
 } split_ctx;
 
-/* Segments are claimed SM_SPLIT_CLAIM at a time, as rows are (chunk_rows):
+/* Segments are claimed SM_SPLIT_CLAIM at a time, as rows are (n_pieces):
  * each has its own part, merged in segment order, so the bits do not
- * depend on which thread ran it. */
+ * depend on which thread ran it. Sets [*i0, *i1) of the np segments;
+ * returns 0 when none are left. */
 #define SM_SPLIT_CLAIM 4
+
+static int
+claim_segments(split_ctx *c, ptrdiff_t np, ptrdiff_t *i0, ptrdiff_t *i1)
+{
+    *i0 = __atomic_fetch_add(&c->claimed, SM_SPLIT_CLAIM, __ATOMIC_RELAXED);
+    *i1 = np - *i0 < SM_SPLIT_CLAIM ? np : *i0 + SM_SPLIT_CLAIM;
+    return *i0 < np;
+}
 
 static void
 task_split_sums(void *arg, int tid, int nt)
@@ -1166,9 +1163,9 @@ task_split_sums(void *arg, int tid, int nt)
     (void)nt;
     const ptrdiff_t np = n_segments(c->row.n);
     double *v = c->job->scratch + tid * sm_scratch_doubles(c->job);
-    ptrdiff_t i0;
-    while ((i0 = __atomic_fetch_add(&c->claimed, SM_SPLIT_CLAIM, __ATOMIC_RELAXED)) < np) {
-        for (ptrdiff_t i = i0; i < i0 + SM_SPLIT_CLAIM && i < np; i++) {
+    ptrdiff_t i0, i1;
+    while (claim_segments(c, np, &i0, &i1)) {
+        for (ptrdiff_t i = i0; i < i1; i++) {
             sm_row s = segment(c->job, &c->row, i);
             seg_part(c->job, &s, v, &c->job->parts[i]);
         }
@@ -1182,9 +1179,9 @@ task_split_writes(void *arg, int tid, int nt)
     (void)nt;
     const ptrdiff_t np = n_segments(c->row.n);
     double *v = c->job->scratch + tid * sm_scratch_doubles(c->job);
-    ptrdiff_t i0;
-    while ((i0 = __atomic_fetch_add(&c->claimed, SM_SPLIT_CLAIM, __ATOMIC_RELAXED)) < np) {
-        for (ptrdiff_t i = i0; i < i0 + SM_SPLIT_CLAIM && i < np; i++) {
+    ptrdiff_t i0, i1;
+    while (claim_segments(c, np, &i0, &i1)) {
+        for (ptrdiff_t i = i0; i < i1; i++) {
             sm_row s = segment(c->job, &c->row, i);
             seg_write(c->job, &s, &c->job->parts[i], v, c->m, c->r_hi, c->r_lo);
         }

@@ -94,25 +94,29 @@ now_ns(void)
  */
 #define SM_AWAIT_NS 200000LL
 
-/* The same bound for a worker of a job that another follows at once
- * (sm_pool_run_then): it polls for the next generation before it sleeps. */
-static void
-await_generation(unsigned long seen)
+/* What a poll waits for: the next job's generation (a worker of a job that
+ * another follows at once, sm_pool_run_then), or the workers' end (the
+ * caller). */
+static int
+generation_moved(unsigned long seen)
 {
-    const long long start = now_ns();
-    for (int i = 1; __atomic_load_n(&pool.generation, __ATOMIC_ACQUIRE) == seen; i++) {
-        cpu_relax();
-        if (i % 64 == 0 && now_ns() - start > SM_AWAIT_NS) {
-            return;
-        }
-    }
+    return __atomic_load_n(&pool.generation, __ATOMIC_ACQUIRE) != seen;
 }
 
+static int
+workers_done(unsigned long unused)
+{
+    (void)unused;
+    return __atomic_load_n(&pool.pending, __ATOMIC_ACQUIRE) == 0;
+}
+
+/* Polls until done(arg), for at most SM_AWAIT_NS; the caller then takes
+ * the lock and sleeps if it must. */
 static void
-await_workers(void)
+poll_for(int (*done)(unsigned long), unsigned long arg)
 {
     const long long start = now_ns();
-    for (int i = 1; __atomic_load_n(&pool.pending, __ATOMIC_ACQUIRE) > 0; i++) {
+    for (int i = 1; !done(arg); i++) {
         cpu_relax();
         if (i % 64 == 0 && now_ns() - start > SM_AWAIT_NS) {
             return;
@@ -155,7 +159,7 @@ worker_main(void *p)
         }
         if (linger) {
             pthread_mutex_unlock(&pool.lock);
-            await_generation(seen);
+            poll_for(generation_moved, seen);
             pthread_mutex_lock(&pool.lock);
         }
     }
@@ -213,7 +217,7 @@ pool_run(sm_task_fn fn, void *arg, int nthreads, int linger)
     }
     fn(arg, 0, n);
     if (n > 1) {
-        await_workers();
+        poll_for(workers_done, 0);
         pthread_mutex_lock(&pool.lock);
         while (pool.pending > 0) {
             pthread_cond_wait(&pool.done, &pool.lock);
